@@ -1,0 +1,5 @@
+import sys
+
+from geosam.cli import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""The interface every geosam network implements: pixels + prompt tokens -> 2-class logits.
+
+Text is encoded separately from the image so that a predictor can cache the text features of each
+prompt and reuse them for every window of a scene.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+
+class TextFeatures(NamedTuple):
+    """Encoded prompts: token features ``(P, N, D)`` and a token mask ``(P, N)`` (1 = real token)."""
+
+    features: torch.Tensor
+    mask: torch.Tensor
+
+    def select(self, index: torch.Tensor | slice | list[int]) -> TextFeatures:
+        """The features of a subset (or a repetition) of the prompts."""
+        return TextFeatures(self.features[index], self.mask[index])
+
+    def to(self, device: torch.device | str) -> TextFeatures:
+        return TextFeatures(self.features.to(device), self.mask.to(device))
+
+
+class PromptSegmenter(nn.Module):
+    """A referring-segmentation network.
+
+    Subclasses set the class attributes below and implement :meth:`encode_text` and :meth:`segment`.
+    ``config`` holds the keyword arguments the registry needs to rebuild the same network, so a
+    checkpoint can carry it as JSON.
+    """
+
+    #: Registry name of the architecture, e.g. ``"remotesam-v1"``.
+    arch: str = ""
+    #: Square input size in pixels.
+    input_size: int
+    #: Per-channel mean and std applied to RGB scaled to [0, 1].
+    pixel_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    pixel_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    #: Prompts are tokenised to exactly this many tokens (truncated or zero-padded).
+    max_tokens: int = 20
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = {}
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextFeatures:
+        """Encode token ids ``(P, N)`` with their mask ``(P, N)``."""
+        raise NotImplementedError
+
+    def segment(self, pixels: torch.Tensor, text: TextFeatures) -> torch.Tensor:
+        """Logits ``(B, 2, H, W)`` for normalised pixels ``(B, 3, H, W)`` and ``B`` encoded prompts."""
+        raise NotImplementedError
+
+    def forward(
+        self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits ``(B, 2, H, W)`` for one prompt per image (the training entry point)."""
+        return self.segment(pixels, self.encode_text(input_ids, attention_mask))
+
+    def prepare_for_inference(self) -> None:
+        """Apply inference-only rewrites (folding re-parameterised branches ...). Idempotent.
+
+        The network stays numerically equivalent in eval mode but may no longer be trainable.
+        """

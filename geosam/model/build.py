@@ -1,0 +1,83 @@
+"""``load_model``: a registered architecture plus weights, wrapped in a :class:`RemoteSAM` predictor."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from geosam.errors import CheckpointError
+from geosam.model.checkpoint import load_weights, read_checkpoint, read_official_checkpoint
+from geosam.model.predictor import Precision, RemoteSAM
+from geosam.model.registry import create, get_spec
+
+DEFAULT_MODEL = "remotesam-lite"
+
+
+def packaged_weights(filename: str) -> Path:
+    """Path of a weights file shipped inside the package (it may not exist yet)."""
+    return Path(str(resources.files("geosam") / "weights" / filename))
+
+
+def load_model(
+    name: str | os.PathLike[str] = DEFAULT_MODEL,
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "auto",
+    precision: Precision = "auto",
+    batch_size: int | None = None,
+) -> RemoteSAM:
+    """Load a network with its weights and return a ready predictor.
+
+    ``name`` is a registered architecture (see :func:`geosam.model.list_models`) or the path of a
+    geosam safetensors checkpoint. ``weights`` is a geosam ``.safetensors`` file or, for
+    ``remotesam-v1``, the official ``RemoteSAMv1.pth``; without it the packaged weights are used.
+
+    >>> model = geosam.load_model()  # remotesam-lite, packaged weights, best device
+    >>> model = geosam.load_model("remotesam-v1", weights="RemoteSAMv1.pth", device="cpu",
+    ...                           precision="fp32")  # doctest: +SKIP
+    """
+    name_str = os.fspath(name)
+    if name_str.endswith(".safetensors") or Path(name_str).is_file():
+        config, state = read_checkpoint(name_str)
+        net = create(config["arch"], **config["config"])
+        load_weights(net, state, source=name_str)
+        return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size)
+
+    spec = get_spec(name_str)
+    if weights is not None:
+        wpath = os.fspath(weights)
+        if wpath.endswith(".safetensors"):
+            config, state = read_checkpoint(wpath)
+            if config.get("arch") != spec.name:
+                raise CheckpointError(
+                    f"{wpath} holds a {config.get('arch')!r} checkpoint, not {spec.name!r}; "
+                    f"call load_model({wpath!r}) to load it with its own architecture"
+                )
+            net = create(spec.name, **config["config"])
+        else:
+            state = read_official_checkpoint(wpath)
+            net = create(spec.name)
+        load_weights(net, state, source=wpath)
+    elif spec.weights is not None and packaged_weights(spec.weights).is_file():
+        config, state = read_checkpoint(packaged_weights(spec.weights))
+        net = create(spec.name, **config["config"])
+        load_weights(net, state, source=spec.weights)
+    elif spec.weights is not None:
+        warnings.warn(
+            f"{spec.name}: no trained weights are packaged yet; using its pretrained parts with an "
+            "untrained head (predictions are not meaningful)",
+            UserWarning,
+            stacklevel=2,
+        )
+        torch.manual_seed(0)  # the untrained head is at least deterministic
+        net = create(spec.name)
+    else:
+        raise CheckpointError(
+            f"{spec.name} has no packaged weights: download its checkpoint yourself (for remotesam-v1, "
+            "RemoteSAMv1.pth from the 1e12Leon/RemoteSAM model hub page) and pass weights=PATH"
+        )
+    return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size)

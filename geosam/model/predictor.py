@@ -1,0 +1,198 @@
+"""The predictor: numpy images and text prompts in, foreground probabilities out.
+
+It owns the device, the numeric precision, image pre-processing and a per-prompt cache of text
+features; the network it wraps only sees normalised tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Literal, overload
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from geosam.errors import InputError
+from geosam.model.base import PromptSegmenter, TextFeatures
+from geosam.model.text import normalize_prompts, tokenize
+
+Precision = Literal["fp32", "bf16", "fp16", "auto"]
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks cuda, then mps, then cpu; anything else is passed to ``torch.device``."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"`` is bf16 on GPUs that support it (fp16 on others) and exact fp32 on CPU."""
+    if precision not in ("fp32", "bf16", "fp16", "auto"):
+        raise ValueError(f"precision must be one of fp32, bf16, fp16, auto; got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def check_images(images: np.ndarray, *, batched: bool) -> np.ndarray:
+    """Validate an ``H x W x 3`` (or ``B x H x W x 3``) uint8 RGB array, naming what is wrong."""
+    name = "images" if batched else "image"
+    expected = "B x H x W x 3" if batched else "H x W x 3"
+    if not isinstance(images, np.ndarray):
+        raise InputError(f"{name} must be a numpy array ({expected} uint8 RGB), got {type(images).__name__}")
+    ndim = 4 if batched else 3
+    if images.ndim != ndim:
+        raise InputError(f"{name} must have shape {expected}, got shape {images.shape}")
+    bands = images.shape[-1]
+    if bands != 3:
+        if images.shape[-3] == 3:
+            hint = " It looks channels-first: use np.moveaxis(image, -3, -1)."
+        elif bands == 4:
+            hint = " Select the RGB bands first, e.g. image[..., :3] for RGBN."
+        elif bands == 1:
+            hint = " A single band is not RGB: repeat it (np.repeat(image, 3, -1)) if that is what you mean."
+        else:
+            hint = ""
+        raise InputError(f"{name} must have 3 bands (RGB) in the last axis, got {bands} (shape {images.shape}).{hint}")
+    if images.dtype != np.uint8:
+        raise InputError(
+            f"{name} must be uint8 RGB (0-255), got dtype {images.dtype}; scale reflectance or "
+            "float data to 0-255 first (geosam.imagery.to_rgb8 does this for scenes)"
+        )
+    if images.shape[-2] < 1 or images.shape[-3] < 1:
+        raise InputError(f"{name} is empty: shape {images.shape}")
+    return images
+
+
+class RemoteSAM:
+    """Text-prompted segmentation with a loaded network.
+
+    Build it with :func:`geosam.load_model`.
+
+    >>> model = geosam.load_model()                       # doctest: +SKIP
+    >>> prob = model.predict(image, "ships")              # H x W float32 in [0, 1]
+    >>> probs = model.predict(image, ["ships", "harbor"])  # P x H x W
+    """
+
+    def __init__(
+        self,
+        network: PromptSegmenter,
+        *,
+        device: str | torch.device = "auto",
+        precision: Precision = "auto",
+        batch_size: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.name = name or network.arch
+        self.batch_size = batch_size or (8 if self.device.type == "cuda" else 2)
+        network.eval()
+        network.prepare_for_inference()
+        self.network = network.to(self.device)
+        self._text_cache: dict[str, TextFeatures] = {}
+
+    def __repr__(self) -> str:
+        return f"RemoteSAM(name={self.name!r}, input_size={self.input_size}, device='{self.device}', precision={self.precision!r})"
+
+    @property
+    def input_size(self) -> int:
+        """The network's square input size in pixels (e.g. 896 for remotesam-v1)."""
+        return self.network.input_size
+
+    # -- text -------------------------------------------------------------------------------------
+    def encode_prompts(self, prompts: Sequence[str]) -> TextFeatures:
+        """Text features of ``prompts``, each encoded once and cached on the device."""
+        new = list(dict.fromkeys(p for p in prompts if p not in self._text_cache))
+        if new:
+            ids, mask = tokenize(new, self.network.max_tokens)
+            with torch.inference_mode(), self._autocast():
+                enc = self.network.encode_text(ids.to(self.device), mask.to(self.device))
+            for i, p in enumerate(new):
+                self._text_cache[p] = enc.select(slice(i, i + 1))
+        rows = [self._text_cache[p] for p in prompts]
+        return TextFeatures(
+            torch.cat([r.features for r in rows]), torch.cat([r.mask for r in rows])
+        )
+
+    # -- images -----------------------------------------------------------------------------------
+    def preprocess(self, images: np.ndarray) -> torch.Tensor:
+        """``B x H x W x 3`` uint8 -> normalised ``B x 3 x S x S`` float tensor on the device."""
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        size = self.input_size
+        if x.shape[-2:] != (size, size):
+            # Aspect is not kept, as in the official code; antialias matches PIL's bilinear resize.
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        mean = torch.tensor(self.network.pixel_mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.network.pixel_std, device=self.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    @overload
+    def predict(self, image: np.ndarray, prompts: str) -> np.ndarray: ...
+    @overload
+    def predict(self, image: np.ndarray, prompts: Sequence[str]) -> np.ndarray: ...
+
+    def predict(self, image: np.ndarray, prompts: str | Sequence[str]) -> np.ndarray:
+        """Foreground probability of each prompt: ``H x W`` for a string, ``P x H x W`` for a list.
+
+        >>> model.predict(np.zeros((300, 400, 3), np.uint8), "ships").shape  # doctest: +SKIP
+        (300, 400)
+        """
+        check_images(image, batched=False)
+        items, single = normalize_prompts(prompts)
+        out = self.predict_batch(image[None], items)[0]
+        return out[0] if single else out
+
+    def predict_batch(self, images: np.ndarray, prompts: str | Sequence[str]) -> np.ndarray:
+        """Probabilities ``B x P x H x W`` for every image-prompt pair, batched on the device.
+
+        Every prompt is a full forward pass (text is fused into every stage of the network), so the
+        ``B * P`` pairs are run ``batch_size`` at a time.
+        """
+        check_images(images, batched=True)
+        items, _ = normalize_prompts(prompts)
+        b, h, w = images.shape[:3]
+        text = self.encode_prompts(items)
+        pixels = self.preprocess(images)
+        out = np.empty((b, len(items), h, w), dtype=np.float32)
+        for img_idx, prompt_idx, probs in self._run_pairs(pixels, text):
+            if probs.shape[-2:] != (h, w):
+                probs = F.interpolate(probs[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+            out[img_idx, prompt_idx] = probs.clamp_(0, 1).cpu().numpy()
+        return out
+
+    def predict_logits(self, pixels: torch.Tensor, text: TextFeatures) -> torch.Tensor:
+        """Raw network logits ``(B, 2, S, S)`` for preprocessed pixels and one prompt per image."""
+        with torch.inference_mode(), self._autocast():
+            return self.network.segment(pixels, text)
+
+    def _run_pairs(
+        self, pixels: torch.Tensor, text: TextFeatures
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        b, p = pixels.shape[0], text.features.shape[0]
+        img_idx = torch.arange(b).repeat_interleave(p)
+        prompt_idx = torch.arange(p).repeat(b)
+        for start in range(0, b * p, self.batch_size):
+            sl = slice(start, start + self.batch_size)
+            logits = self.predict_logits(
+                pixels[img_idx[sl].to(self.device)], text.select(prompt_idx[sl].to(self.device))
+            )
+            probs = torch.softmax(logits.float(), dim=1)[:, 1]
+            yield img_idx[sl], prompt_idx[sl], probs
+
+    def _autocast(self) -> contextlib.AbstractContextManager[None]:
+        dtype = _AUTOCAST_DTYPES.get(self.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
