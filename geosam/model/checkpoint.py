@@ -37,7 +37,11 @@ def save_checkpoint(net: PromptSegmenter, path: str | os.PathLike[str], **extra:
     path = Path(path)
     config = {"arch": net.arch, "config": net.config, **extra}
     # safetensors refuses shared storage; contiguous copies keep the file self-contained.
-    tensors = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    tensors = {
+        k: v.detach().contiguous().cpu()
+        for k, v in net.state_dict().items()
+        if not k.startswith(net.external_weights)
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(tensors, str(tmp), metadata={CONFIG_KEY: json.dumps(config)})
@@ -55,9 +59,13 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
             metadata = f.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from err
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file (truncated or corrupt?): {err}"
+        ) from err
     if CONFIG_KEY not in metadata:
-        raise CheckpointError(f"{path} has no geosam config in its metadata; was it written by save_checkpoint?")
+        raise CheckpointError(
+            f"{path} has no geosam config in its metadata; was it written by save_checkpoint?"
+        )
     return json.loads(metadata[CONFIG_KEY]), state
 
 
@@ -85,10 +93,13 @@ def read_official_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Te
     return dict(ckpt)
 
 
-def load_weights(net: PromptSegmenter, state: Mapping[str, torch.Tensor], *, source: str = "") -> None:
+def load_weights(
+    net: PromptSegmenter, state: Mapping[str, torch.Tensor], *, source: str = ""
+) -> None:
     """Load ``state`` into ``net`` after a strict check of names and shapes, with a readable error."""
     own = net.state_dict()
-    missing = [k for k in own if k not in state]
+    # Frozen parts that come from an installed package are already in place.
+    missing = [k for k in own if k not in state and not k.startswith(net.external_weights)]
     unexpected = [k for k in state if k not in own]
     wrong = [
         f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
@@ -104,12 +115,18 @@ def load_weights(net: PromptSegmenter, state: Mapping[str, torch.Tensor], *, sou
             else ""
         )
         parts = [f"cannot load weights{where} into {net.arch or type(net).__name__}.{hint}"]
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        for label, items in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shape", wrong),
+        ):
             if items:
-                shown = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
+                shown = ", ".join(items[:8]) + (
+                    f", ... ({len(items) - 8} more)" if len(items) > 8 else ""
+                )
                 parts.append(f"{len(items)} {label}: {shown}")
         raise CheckpointError("\n  ".join(parts))
-    net.load_state_dict(state, strict=True)
+    net.load_state_dict(state, strict=not net.external_weights)
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:

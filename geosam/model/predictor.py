@@ -49,7 +49,9 @@ def check_images(images: np.ndarray, *, batched: bool) -> np.ndarray:
     name = "images" if batched else "image"
     expected = "B x H x W x 3" if batched else "H x W x 3"
     if not isinstance(images, np.ndarray):
-        raise InputError(f"{name} must be a numpy array ({expected} uint8 RGB), got {type(images).__name__}")
+        raise InputError(
+            f"{name} must be a numpy array ({expected} uint8 RGB), got {type(images).__name__}"
+        )
     ndim = 4 if batched else 3
     if images.ndim != ndim:
         raise InputError(f"{name} must have shape {expected}, got shape {images.shape}")
@@ -63,7 +65,9 @@ def check_images(images: np.ndarray, *, batched: bool) -> np.ndarray:
             hint = " A single band is not RGB: repeat it (np.repeat(image, 3, -1)) if that is what you mean."
         else:
             hint = ""
-        raise InputError(f"{name} must have 3 bands (RGB) in the last axis, got {bands} (shape {images.shape}).{hint}")
+        raise InputError(
+            f"{name} must have 3 bands (RGB) in the last axis, got {bands} (shape {images.shape}).{hint}"
+        )
     if images.dtype != np.uint8:
         raise InputError(
             f"{name} must be uint8 RGB (0-255), got dtype {images.dtype}; scale reflectance or "
@@ -133,7 +137,9 @@ class RemoteSAM:
         size = self.input_size
         if x.shape[-2:] != (size, size):
             # Aspect is not kept, as in the official code; antialias matches PIL's bilinear resize.
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            x = F.interpolate(
+                x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            )
         mean = torch.tensor(self.network.pixel_mean, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.network.pixel_std, device=self.device).view(1, 3, 1, 1)
         return (x - mean) / std
@@ -168,7 +174,9 @@ class RemoteSAM:
         out = np.empty((b, len(items), h, w), dtype=np.float32)
         for img_idx, prompt_idx, probs in self._run_pairs(pixels, text):
             if probs.shape[-2:] != (h, w):
-                probs = F.interpolate(probs[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+                probs = F.interpolate(
+                    probs[:, None], size=(h, w), mode="bilinear", align_corners=False
+                )[:, 0]
             out[img_idx, prompt_idx] = probs.clamp_(0, 1).cpu().numpy()
         return out
 

@@ -20,8 +20,12 @@ from geosam.model.base import PromptSegmenter
 
 Builder = Callable[..., PromptSegmenter]
 
-# Modules whose import registers the built-in architectures.
-_BUILTIN_MODULES = ("geosam.model.remotesam_v1", "geosam.model.lite")
+# Built-in architectures and the module whose import registers each; imported on first use so that
+# using one network never pays for importing the other.
+_BUILTIN_MODULES = {
+    "remotesam-v1": "geosam.model.remotesam_v1",
+    "remotesam-lite": "geosam.model.lite",
+}
 
 
 @dataclass(frozen=True)
@@ -52,13 +56,16 @@ def register_model(
 
 
 def _load_builtins() -> None:
-    for module in _BUILTIN_MODULES:
+    for module in _BUILTIN_MODULES.values():
         importlib.import_module(module)
 
 
 def get_spec(name: str) -> ModelSpec:
     """The registered spec of ``name``; raises :class:`ModelNotFoundError` with the known names."""
-    _load_builtins()
+    if name in _BUILTIN_MODULES and name not in _REGISTRY:
+        importlib.import_module(_BUILTIN_MODULES[name])
+    if name not in _REGISTRY:
+        _load_builtins()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -38,7 +38,9 @@ def normalize_prompts(prompts: str | Sequence[str]) -> tuple[list[str], bool]:
     single = isinstance(prompts, str)
     items = [prompts] if single else prompts
     if not single and not isinstance(prompts, Sequence):
-        raise PromptError(f"prompts must be a string or a list of strings, got {type(prompts).__name__}")
+        raise PromptError(
+            f"prompts must be a string or a list of strings, got {type(prompts).__name__}"
+        )
     out: list[str] = []
     for p in items:
         if not isinstance(p, str):

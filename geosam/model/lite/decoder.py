@@ -1,0 +1,55 @@
+"""Top-down decoder in the style of RemoteSAM's SimpleDecoding, with separable convolutions.
+
+Starting from the stride-32 language-aware map, each step upsamples by two, concatenates the skip
+map of the next stage and refines with conv-BN-ReLU; a 1x1 conv gives 2-class logits at stride 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SeparableBlock(nn.Sequential):
+    """1x1 mix of the concatenated inputs, then a depthwise-separable 3x3 refinement."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(
+            _conv_bn_relu(cin, cout),
+            _conv_bn_relu(cout, cout, 3, groups=cout),
+            _conv_bn_relu(cout, cout),
+            _conv_bn_relu(cout, cout, 3, groups=cout),
+            _conv_bn_relu(cout, cout),
+        )
+
+
+class TopDownDecoder(nn.Module):
+    """Decode stage maps (strides 4, 8, 16, 32) into logits at stride 4."""
+
+    def __init__(self, in_channels: Sequence[int], channels: Sequence[int] = (64, 96, 128)):
+        super().__init__()
+        c4, c8, c16, c32 = in_channels
+        d4, d8, d16 = channels
+        self.step16 = SeparableBlock(c32 + c16, d16)
+        self.step8 = SeparableBlock(d16 + c8, d8)
+        self.step4 = SeparableBlock(d8 + c4, d4)
+        self.classifier = nn.Conv2d(d4, 2, 1)
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        f4, f8, f16, f32 = feats
+        y = f32
+        for step, skip in ((self.step16, f16), (self.step8, f8), (self.step4, f4)):
+            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=True)
+            y = step(torch.cat([y, skip], dim=1))
+        return self.classifier(y)

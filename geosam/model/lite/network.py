@@ -1,0 +1,71 @@
+"""remotesam-lite: RemoteSAM's design (language fused into every backbone stage, a top-down decoder,
+the same loss) on an EfficientNet-Lite0 backbone and a MiniLM text encoder, sized for CPUs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from geosam.model.base import PromptSegmenter, TextFeatures
+from geosam.model.lite.backbone import STAGE_CHANNELS, EfficientNetStages
+from geosam.model.lite.decoder import TopDownDecoder
+from geosam.model.lite.fusion import PixelWordFusion
+from geosam.model.lite.text_encoder import MiniLMEncoder
+
+
+class RemoteSAMLite(PromptSegmenter):
+    """EfficientNet-Lite0 + MiniLM referring-segmentation network.
+
+    >>> net = RemoteSAMLite(input_size=256)
+    >>> ids, mask = tokenize(["ships"])
+    >>> net(torch.zeros(1, 3, 256, 256), ids, mask).shape
+    torch.Size([1, 2, 256, 256])
+    """
+
+    arch = "remotesam-lite"
+    # EfficientNet-Lite was trained on (x - 127) / 128 in 0-255 units.
+    pixel_mean = (127 / 255, 127 / 255, 127 / 255)
+    pixel_std = (128 / 255, 128 / 255, 128 / 255)
+    max_tokens = 20
+
+    def __init__(
+        self,
+        input_size: int = 512,
+        backbone: str = "efficientnet-lite0",
+        decoder_channels: Sequence[int] = (64, 96, 128),
+        freeze_text: bool = True,
+        *,
+        pretrained: bool = True,
+    ):
+        super().__init__()
+        self.input_size = input_size
+        self.config = {
+            "input_size": input_size,
+            "backbone": backbone,
+            "decoder_channels": list(decoder_channels),
+            "freeze_text": freeze_text,
+        }
+        self.text_encoder = MiniLMEncoder(pretrained=pretrained, frozen=freeze_text)
+        if freeze_text:
+            self.external_weights = ("text_encoder.",)
+        self.backbone = EfficientNetStages(backbone, pretrained=pretrained)
+        self.fusion = nn.ModuleList(
+            PixelWordFusion(c, self.text_encoder.dim) for c in STAGE_CHANNELS
+        )
+        self.decoder = TopDownDecoder(STAGE_CHANNELS, decoder_channels)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextFeatures:
+        return self.text_encoder(input_ids, attention_mask)
+
+    def segment(self, pixels: torch.Tensor, text: TextFeatures) -> torch.Tensor:
+        x = self.backbone.run_stem(pixels)
+        language_maps = []
+        for stage, fusion in enumerate(self.fusion):
+            x = self.backbone.run_stage(stage, x)
+            x, x_res = fusion(x, text.features, text.mask)
+            language_maps.append(x_res)
+        logits = self.decoder(language_maps)
+        return F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
