@@ -17,7 +17,8 @@ from geosam.errors import GeosamError
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="geosam", description="Text-prompted segmentation of Earth-observation scenes (RemoteSAM)."
+        prog="geosam",
+        description="Text-prompted segmentation of Earth-observation scenes (RemoteSAM).",
     )
     from geosam import __version__
 

@@ -132,7 +132,9 @@ class RemoteSAM:
     # -- images -----------------------------------------------------------------------------------
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
         """``B x H x W x 3`` uint8 -> normalised ``B x 3 x S x S`` float tensor on the device."""
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+        # torch cannot wrap read-only arrays (e.g. PIL-backed); a uint8 copy is cheap.
+        arr = np.ascontiguousarray(images)
+        x = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).to(self.device)
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
         size = self.input_size
         if x.shape[-2:] != (size, size):

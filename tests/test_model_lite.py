@@ -1,0 +1,106 @@
+"""remotesam-lite: real pretrained parts, language fusion, checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+import geosam
+from geosam.errors import CheckpointError
+from geosam.model import RemoteSAM, create, save_checkpoint
+from geosam.model.lite.backbone import _pretrained_path
+from geosam.model.text import minilm_path, tokenize
+from tests.lite_fixtures import sample_rgb
+
+
+@pytest.fixture(scope="module")
+def net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create("remotesam-lite", input_size=256).eval()
+
+
+def test_pretrained_parts_come_from_the_installed_packages(net: torch.nn.Module) -> None:
+    effnet = torch.load(_pretrained_path("efficientnet-lite0"), map_location="cpu", weights_only=True)
+    torch.testing.assert_close(net.backbone.blocks[5]._depthwise_conv.weight, effnet["_blocks.5._depthwise_conv.weight"])
+    minilm = load_file(str(Path(minilm_path()) / "model.safetensors"))
+    torch.testing.assert_close(
+        net.text_encoder.bert.encoder.layer[3].attention.self.query.weight,
+        minilm["encoder.layer.3.attention.self.query.weight"],
+    )
+
+
+def test_fusion_gates_start_closed_so_the_backbone_is_undisturbed(net: torch.nn.Module) -> None:
+    pixels = torch.randn(1, 3, 128, 128)
+    ids, mask = tokenize(["ships"])
+    text = net.encode_text(ids, mask)
+    with torch.no_grad():
+        x = net.backbone.run_stem(pixels)
+        plain = x
+        for stage, fusion in enumerate(net.fusion):
+            x = net.backbone.run_stage(stage, x)
+            plain = net.backbone.run_stage(stage, plain)
+            x, x_res = fusion(x, text.features, text.mask)
+            torch.testing.assert_close(x, plain)
+            assert x_res.abs().sum() > 0  # the language-aware map is live
+
+
+@pytest.mark.parametrize("size", [160, 320])
+def test_any_input_size_runs_with_the_same_weights(net: torch.nn.Module, size: int) -> None:
+    ids, mask = tokenize(["ships", "planes"])
+    with torch.no_grad():
+        logits = net(torch.randn(2, 3, size, size), ids, mask)
+    assert logits.shape == (2, 2, size, size)
+
+
+def test_padding_tokens_do_not_change_the_output(net: torch.nn.Module) -> None:
+    ids, mask = tokenize(["ships"])
+    pixels = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        ref = net(pixels, ids, mask)
+        ids2 = ids.clone()
+        ids2[mask == 0] = 1037  # garbage where the mask is zero
+        torch.testing.assert_close(net(pixels, ids2, mask), ref)
+
+
+def test_checkpoint_round_trip_keeps_predictions(net: torch.nn.Module, tmp_path: Path) -> None:
+    with torch.no_grad():  # make the head non-trivial so the round trip is meaningful
+        for fusion in net.fusion:
+            fusion.gate[2].weight.normal_(0, 0.1)
+    path = save_checkpoint(net, tmp_path / "lite.safetensors", epochs=3)
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+        assert '"epochs": 3' in f.metadata()["geosam_config"]
+    assert not any(k.startswith("text_encoder.") for k in keys)  # frozen MiniLM is not stored
+    assert any(k.startswith("fusion.") for k in keys)
+    assert path.stat().st_size < 30e6
+
+    image = sample_rgb()
+    before = RemoteSAM(net, device="cpu").predict(image, "ships")
+    loaded = geosam.load_model(path, device="cpu")
+    assert loaded.input_size == 256
+    np.testing.assert_allclose(loaded.predict(image, "ships"), before, atol=1e-6)
+    again = geosam.load_model("remotesam-lite", weights=path, device="cpu")
+    np.testing.assert_allclose(again.predict(image, "ships"), before, atol=1e-6)
+
+
+def test_checkpoint_errors_are_readable(net: torch.nn.Module, tmp_path: Path) -> None:
+    path = save_checkpoint(net, tmp_path / "lite.safetensors")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        geosam.load_model(truncated)
+    with pytest.raises(CheckpointError, match="not found"):
+        geosam.load_model("remotesam-lite", weights=tmp_path / "missing.safetensors")
+
+    # Another decoder width: names match, shapes do not.
+    other = create("remotesam-lite", input_size=256, decoder_channels=(32, 48, 64))
+    state = {k: v for k, v in other.state_dict().items() if not k.startswith("text_encoder.")}
+    from geosam.model.checkpoint import load_weights
+
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        load_weights(net, state, source="other.safetensors")

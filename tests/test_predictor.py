@@ -1,0 +1,110 @@
+"""The predictor contract on the real default network (remotesam-lite, pretrained parts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import geosam
+from geosam.errors import InputError, ModelNotFoundError, PromptError
+from geosam.model import RemoteSAM, create
+from geosam.model.predictor import resolve_device, resolve_precision
+
+
+@pytest.fixture(scope="module")
+def model() -> RemoteSAM:
+    torch.manual_seed(0)
+    return RemoteSAM(create("remotesam-lite", input_size=256), device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    from PIL import Image
+
+    from tests.lite_fixtures import sample_rgb
+
+    return np.asarray(Image.fromarray(sample_rgb()).resize((300, 200)))
+
+
+def test_predict_single_prompt_gives_hxw_probabilities(model: RemoteSAM, image: np.ndarray) -> None:
+    prob = model.predict(image, "ships")
+    assert prob.shape == image.shape[:2]
+    assert prob.dtype == np.float32
+    assert 0.0 <= prob.min() and prob.max() <= 1.0
+    assert prob.std() > 0  # a real map, not a constant
+
+
+def test_predict_list_gives_prompt_axis_in_order(model: RemoteSAM, image: np.ndarray) -> None:
+    probs = model.predict(image, ["ships", "harbor"])
+    assert probs.shape == (2, *image.shape[:2])
+    np.testing.assert_allclose(probs[1], model.predict(image, "harbor"), atol=1e-5)
+    assert not np.allclose(probs[0], probs[1])  # the prompt changes the output
+
+
+def test_predict_batch_matches_single_predictions(model: RemoteSAM, image: np.ndarray) -> None:
+    images = np.stack([image, image[::-1].copy(), image[:, ::-1].copy()])
+    batch = model.predict_batch(images, ["ships", "planes"])
+    assert batch.shape == (3, 2, *image.shape[:2])
+    for i in range(3):
+        np.testing.assert_allclose(batch[i], model.predict(images[i], ["ships", "planes"]), atol=1e-5)
+
+
+def test_prompt_text_is_encoded_once(model: RemoteSAM, image: np.ndarray) -> None:
+    model._text_cache.clear()
+    model.predict(image, ["ships", "ships", "planes"])
+    model.predict(image, "ships")
+    assert sorted(model._text_cache) == ["planes", "ships"]
+
+
+def test_input_of_network_size_is_not_resized(model: RemoteSAM) -> None:
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    pixels = model.preprocess(img[None])
+    expected = (torch.from_numpy(img).permute(2, 0, 1).float() / 255 - 127 / 255) / (128 / 255)
+    torch.testing.assert_close(pixels[0], expected)
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (np.zeros((64, 64, 3), np.float32), "uint8"),
+        (np.zeros((3, 64, 64), np.uint8), "channels-first"),
+        (np.zeros((64, 64, 4), np.uint8), "RGBN"),
+        (np.zeros((64, 64, 1), np.uint8), "single band"),
+        (np.zeros((64, 64), np.uint8), "shape"),
+        ([[0, 0, 0]], "numpy array"),
+    ],
+)
+def test_bad_images_are_named(model: RemoteSAM, bad: object, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        model.predict(bad, "ships")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("prompts", "match"), [("", "empty"), ("   ", "empty"), ([], "no prompts"), (["ok", 3], "string"), (None, "string")])
+def test_bad_prompts_are_named(model: RemoteSAM, image: np.ndarray, prompts: object, match: str) -> None:
+    with pytest.raises(PromptError, match=match):
+        model.predict(image, prompts)  # type: ignore[arg-type]
+
+
+def test_bf16_on_cpu_stays_close_to_fp32(image: np.ndarray) -> None:
+    torch.manual_seed(0)
+    net = create("remotesam-lite", input_size=256)
+    fp32 = RemoteSAM(net, device="cpu", precision="fp32").predict(image, "ships")
+    bf16 = RemoteSAM(net, device="cpu", precision="bf16").predict(image, "ships")
+    assert np.abs(fp32 - bf16).max() < 0.02
+
+
+def test_device_and_precision_resolution() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type in ("cpu", "mps")
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("int8", torch.device("cpu"))
+
+
+def test_unknown_model_name_lists_registered_models() -> None:
+    with pytest.raises(ModelNotFoundError, match="remotesam-lite"):
+        geosam.load_model("remotesam-xl")
