@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from geosam.errors import InputError
 from geosam.model.base import PromptSegmenter, TextFeatures
 from geosam.model.text import normalize_prompts, tokenize
+from geosam.tasks.mixin import TaskMixin
 
 Precision = Literal["fp32", "bf16", "fp16", "auto"]
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -78,7 +79,7 @@ def check_images(images: np.ndarray, *, batched: bool) -> np.ndarray:
     return images
 
 
-class RemoteSAM:
+class RemoteSAM(TaskMixin):
     """Text-prompted segmentation with a loaded network.
 
     Build it with :func:`geosam.load_model`.
