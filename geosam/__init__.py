@@ -7,6 +7,7 @@
 
 from geosam.errors import CheckpointError, GeosamError, InputError, PromptError
 from geosam.model import RemoteSAM, create, list_models, load_model
+from geosam.stac import open_stac
 
 __version__ = "0.1.0"
 
@@ -20,4 +21,5 @@ __all__ = [
     "create",
     "list_models",
     "load_model",
+    "open_stac",
 ]

@@ -28,3 +28,27 @@ class ModelNotFoundError(GeosamError, KeyError):
 
     def __str__(self) -> str:  # KeyError would print the repr of the message
         return str(self.args[0]) if self.args else ""
+
+
+class MissingCRSError(InputError):
+    """A raster or scene without a coordinate reference system, so results could not be georeferenced."""
+
+
+class BandError(InputError):
+    """Band names that the data does not have, or a band count that cannot make an RGB image."""
+
+
+class NoDataError(InputError):
+    """Input whose pixels are all nodata or NaN: there is nothing to segment."""
+
+
+class NoItemsError(InputError):
+    """A STAC search (or filter of a static catalog) that matched no items."""
+
+
+class CollectionNotFoundError(InputError):
+    """A STAC collection id that the catalog or API does not have."""
+
+
+class StacServerError(GeosamError, ConnectionError):
+    """A STAC API that cannot be reached or keeps answering errors after retries."""

@@ -1,0 +1,285 @@
+"""geosam.open_stac against a real STAC API (rustac, or pgstac in CI) and static sources over real COGs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import dask.array as dsa
+import numpy as np
+import pystac
+import pytest
+import rasterio
+import xarray as xr
+
+import geosam
+from geosam.errors import (
+    BandError,
+    CollectionNotFoundError,
+    InputError,
+    NoItemsError,
+    StacServerError,
+)
+from geosam.stac import DEFAULT_CHUNKS, open_stac, search_items
+from geosam.stac_catalog import write_static_catalog
+from geosam.stac_server import free_port
+from tests.stac_fixtures import DATA, LoopbackServer, StacTestCatalog, naip_items, s2like_item
+
+pytest_plugins = ["tests.stac_fixtures"]
+
+# lon/lat box inside the NAIP test crops (which span about -99.145..-99.128 E, 47.012..47.024 N)
+NAIP_BBOX = [-99.142, 47.014, -99.132, 47.022]
+NAIP_CRS = "EPSG:26914"
+
+
+def sample_file(
+    path: Path, da: xr.DataArray, band: int, step: int = 7
+) -> tuple[np.ndarray, np.ndarray]:
+    """Values of ``da`` (y, x) at a lattice of its pixel centres, and the file's values at the same points."""
+    xs, ys = da.x.values[3:-3:step], da.y.values[3:-3:step]
+    gx, gy = np.meshgrid(xs, ys)
+    with rasterio.open(path) as src:
+        expected = np.array(
+            [v[band - 1] for v in src.sample(list(zip(gx.ravel(), gy.ravel(), strict=True)))]
+        )
+    return da.sel(x=xs, y=ys).values.ravel(), expected
+
+
+def test_open_stac_api_search_filters_and_loads_lazily(stac_api_url: str) -> None:
+    ds = open_stac(stac_api_url, collections=["naip-test"], bbox=NAIP_BBOX, datetime="2010/2021")
+    assert list(ds.data_vars) == ["red", "green", "blue"]
+    assert [str(t)[:10] for t in ds.time.values] == ["2014-07-20", "2020-08-31"]
+    assert ds.red.dims == ("time", "y", "x")
+    assert isinstance(ds.red.data, dsa.Array)
+    assert ds.red.dtype == np.uint8
+    assert ds.odc.crs == NAIP_CRS
+    assert ds.rio.crs.to_epsg() == 26914
+    assert "spatial_ref" in ds.coords
+    # the bbox crops the grid: about 760 m x 890 m at 5 m, far less than the 1280 m crops
+    assert 100 < ds.sizes["x"] < 200 and 130 < ds.sizes["y"] < 220
+    got, expected = sample_file(DATA / "naip" / "naip_20200831.tif", ds.red.isel(time=1), band=1)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_rgbn_bands_by_common_name(stac_api_url: str) -> None:
+    ds = open_stac(
+        stac_api_url,
+        collections="naip-test",
+        datetime="2009-08-18",
+        bands=["red", "green", "blue", "nir"],
+    )
+    assert list(ds.data_vars) == ["red", "green", "blue", "nir"]
+    assert ds.nir.attrs["common_name"] == "nir"
+    assert ds.red.attrs["nodata"] == 0
+    for name, band in (("nir", 4), ("blue", 3)):
+        got, expected = sample_file(
+            DATA / "naip" / "naip_20090818.tif", ds[name].isel(time=0), band=band
+        )
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_time_series_keeps_every_date_in_order(stac_api_url: str) -> None:
+    ds = open_stac(stac_api_url, collections=["naip-test"])
+    assert ds.sizes["time"] == 3
+    assert np.all(np.diff(ds.time.values) > np.timedelta64(0))
+    assert ds.attrs["stac_items"] == 3
+    # each time step is its own date's image, not a copy of one
+    means = ds.red.mean(("x", "y")).values
+    assert len(set(np.round(means, 3))) == 3
+
+
+def test_groupby_is_passed_to_odc_stac() -> None:
+    items = naip_items()[:1]
+    twin = items[0].clone()
+    twin.id = "naip_20090818_twin"
+    twin.datetime = items[0].datetime + dt.timedelta(hours=1)  # same solar day, different time
+    assert open_stac([items[0], twin]).sizes["time"] == 1  # default groupby="solar_day" fuses them
+    assert open_stac([items[0], twin], groupby="time").sizes["time"] == 2
+
+
+def test_chunks_default_and_custom(stac_api_url: str) -> None:
+    ds = open_stac(stac_api_url, collections=["naip-test"], datetime="2020")
+    assert ds.red.data.chunksize[1:] == (
+        min(DEFAULT_CHUNKS["y"], ds.sizes["y"]),
+        min(DEFAULT_CHUNKS["x"], ds.sizes["x"]),
+    )
+    ds = open_stac(
+        stac_api_url, collections=["naip-test"], datetime="2020", chunks={"x": 64, "y": 64}
+    )
+    assert ds.red.data.chunksize == (1, 64, 64)
+
+
+def test_crs_and_resolution_reproject(stac_api_url: str) -> None:
+    ds = open_stac(
+        stac_api_url, collections=["naip-test"], datetime="2020", crs="EPSG:3857", resolution=10
+    )
+    assert ds.odc.crs == "EPSG:3857"
+    assert ds.odc.geobox.resolution.x == pytest.approx(10)
+    assert float(ds.red.isel(time=0).mean()) > 30  # real pixels, not all fill
+
+
+def test_static_catalog_itemcollection_ndjson_and_list_agree(
+    stac_api_url: str, stac_test_catalog: StacTestCatalog, tmp_path: Path
+) -> None:
+    items = naip_items(collection="naip-test")
+    by_url = open_stac(
+        stac_api_url, collections=["naip-test"], bbox=NAIP_BBOX, datetime="2014/2020"
+    ).compute()
+    static = write_static_catalog(items, tmp_path / "static", collection_id="naip-test")
+    sources = {
+        "static collection.json": static,
+        "ndjson file": stac_test_catalog.files["naip-test"].items,
+        "ItemCollection": pystac.ItemCollection(stac_test_catalog.items["naip-test"]),
+        "list of items": items,
+    }
+    for what, source in sources.items():
+        ds = open_stac(
+            source, collections=["naip-test"], bbox=NAIP_BBOX, datetime="2014/2020"
+        ).compute()
+        try:
+            xr.testing.assert_identical(ds.drop_attrs(), by_url.drop_attrs())
+        except AssertionError as err:
+            raise AssertionError(f"{what} differs from the API result: {err}") from err
+
+
+def test_visual_asset_without_band_metadata_is_read_from_the_file(stac_api_url: str) -> None:
+    # odc-stac alone would load only band 1 as float32: geosam probes the COG header for 3 x uint8
+    ds = open_stac(stac_api_url, collections=["landsat-test"])
+    assert list(ds.data_vars) == ["red", "green", "blue"]
+    assert ds.red.dtype == ds.blue.dtype == np.uint8
+    with rasterio.open(DATA / "landsat" / "rgb_byte.tif") as src:
+        expected = src.read()
+    np.testing.assert_array_equal(ds.to_array("band").isel(time=0).values, expected)
+
+
+def test_s2_scale_offset_recorded_from_raster_bands(stac_api_url: str) -> None:
+    ds = open_stac(stac_api_url, collections=["s2like-test"])
+    assert ds.red.dtype == np.uint16
+    assert ds.red.attrs["scale_factor"] == pytest.approx(1e-4)
+    assert ds.red.attrs["add_offset"] == pytest.approx(-0.1)
+
+
+def test_s2_processing_baseline_gives_scale_offset_without_raster_scale() -> None:
+    new = open_stac([s2like_item(with_scale=False, baseline="04.00")])
+    assert (new.red.attrs["scale_factor"], new.red.attrs["add_offset"]) == pytest.approx(
+        (1e-4, -0.1)
+    )
+    old = open_stac([s2like_item(with_scale=False, baseline="02.14")])
+    assert (old.red.attrs["scale_factor"], old.red.attrs["add_offset"]) == pytest.approx(
+        (1e-4, 0.0)
+    )
+    plain = open_stac(
+        [s2like_item(with_scale=False)]
+    )  # no baseline, no raster scale: stored values as is
+    assert "scale_factor" not in plain.red.attrs
+
+
+def test_items_with_different_offsets_become_reflectance(tmp_path: Path) -> None:
+    # the same real scene stored the pre-2022 way (DN = reflectance * 1e4, no +1000) on another date
+    old_paths = {}
+    for name in ("B04", "B03", "B02"):
+        with rasterio.open(DATA / "s2like" / f"{name}.tif") as src:
+            dn, profile = src.read(1), src.profile
+        old = np.where(dn > 0, dn.astype(np.int32) - 1000, 0).astype(np.uint16)
+        old_paths[name] = tmp_path / f"{name}.tif"
+        with rasterio.open(old_paths[name], "w", **profile) as dst:
+            dst.write(old, 1)
+    new_item = s2like_item(with_scale=False, baseline="04.00", item_id="s2_new")
+    old_item = s2like_item(with_scale=False, baseline="03.01", item_id="s2_old")
+    old_item.datetime = dt.datetime(2021, 7, 1, tzinfo=dt.UTC)
+    for name, path in old_paths.items():
+        old_item.assets[name].href = path.as_uri()
+    ds = open_stac([new_item, old_item]).compute()
+    assert ds.red.dtype == np.float32 and np.isnan(ds.red.attrs["nodata"])
+    assert "scale_factor" not in ds.red.attrs
+    older, newer = ds.red.isel(time=0).values, ds.red.isel(time=1).values
+    np.testing.assert_array_equal(np.isnan(older), np.isnan(newer))
+    assert np.isnan(older).mean() > 0.05  # the nodata collar became NaN
+    np.testing.assert_allclose(older, newer, atol=1e-6, equal_nan=True)
+    assert np.nanmin(newer) >= 0.0 and np.nanmax(newer) <= 0.3 + 1e-6
+
+
+def test_panchromatic_item_loads_its_single_band(stac_api_url: str) -> None:
+    ds = open_stac(stac_api_url, collections=["spacenet-test"])
+    assert list(ds.data_vars) == ["pan"]
+    assert ds.pan.dtype == np.uint16
+    assert ds.odc.crs == "EPSG:32616"
+
+
+def test_open_stac_is_exported() -> None:
+    assert geosam.open_stac is open_stac
+    assert "open_stac" in geosam.__all__
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_unknown_collection_names_what_exists(stac_api_url: str) -> None:
+    with pytest.raises(
+        CollectionNotFoundError, match=r"no collection\(s\) \['sentinel-9'\].*naip-test"
+    ):
+        open_stac(stac_api_url, collections=["sentinel-9"])
+    with pytest.raises(CollectionNotFoundError, match="naip-test"):
+        open_stac(naip_items(collection="naip-test"), collections=["sentinel-9"])
+
+
+def test_bbox_outside_collection_says_what_was_searched(stac_api_url: str) -> None:
+    with pytest.raises(
+        NoItemsError, match=r"bbox=\[10\.0, 10\.0, 11\.0, 11\.0\].*'naip-test' covers bbox \[-99\.1"
+    ):
+        open_stac(stac_api_url, collections=["naip-test"], bbox=[10, 10, 11, 11])
+    with pytest.raises(
+        NoItemsError, match=r"bbox=\[10\.0, 10\.0, 11\.0, 11\.0\].*cover bbox \[-99\.1"
+    ):
+        open_stac(naip_items(), bbox=[10, 10, 11, 11])
+
+
+def test_no_items_in_time_range(stac_api_url: str) -> None:
+    with pytest.raises(NoItemsError, match="datetime=1999-01-01"):
+        open_stac(stac_api_url, collections=["naip-test"], datetime="1999")
+    with pytest.raises(NoItemsError, match="2009-08-18/2020-08-31"):
+        open_stac(naip_items(), datetime="1999")
+
+
+def test_unknown_band_lists_available_bands(stac_api_url: str) -> None:
+    with pytest.raises(BandError, match=r"\['swir16'\].*image\.1 \(red\).*image\.4 \(nir\)"):
+        open_stac(stac_api_url, collections=["naip-test"], bands=["red", "swir16"])
+
+
+def test_bad_search_arguments() -> None:
+    with pytest.raises(InputError, match=r"4 numbers|west, south, east, north"):
+        open_stac(naip_items(), bbox=[1, 2, 3])
+    with pytest.raises(InputError, match="datetime"):
+        open_stac(naip_items(), datetime="last tuesday")
+    with pytest.raises(InputError, match="does not exist"):
+        open_stac("/nonexistent/catalog.json")
+    with pytest.raises(InputError, match="STAC API URL"):
+        open_stac(42)  # type: ignore[arg-type]
+
+
+def test_server_down_is_retried_then_named() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    start = time.monotonic()
+    with pytest.raises(
+        StacServerError, match=rf"{url}.*could not be reached after 2 retries"
+    ) as info:
+        open_stac(url, collections=["naip-test"], retries=2, backoff=0.1)
+    assert isinstance(info.value, ConnectionError)
+    assert (
+        time.monotonic() - start >= 0.2
+    )  # urllib3 slept between the retries (0.2 s backoff on the 2nd)
+
+
+def test_server_error_500_is_retried_then_named(failing_stac_server: LoopbackServer) -> None:
+    with pytest.raises(
+        StacServerError, match=rf"{failing_stac_server.url}.*HTTP 500.*database unavailable"
+    ):
+        open_stac(failing_stac_server.url, collections=["naip-test"], retries=2, backoff=0.01)
+    assert failing_stac_server.hits == 3  # the first try and two retries
+
+
+def test_transient_503_is_retried_and_succeeds(flaky_stac_proxy: LoopbackServer) -> None:
+    items = search_items(flaky_stac_proxy.url, collections=["naip-test"], retries=3, backoff=0.01)
+    assert len(items) == 3
+    assert flaky_stac_proxy.hits >= 3  # two 503s, then answered
