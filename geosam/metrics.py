@@ -1,6 +1,7 @@
 """Standard scores for every task geosam derives from referring segmentation.
 
-* :func:`res_scores`: referring segmentation (oIoU, mIoU, P@0.5 ... P@0.9) over boolean masks;
+* :func:`res_scores`: referring segmentation (oIoU, mIoU, P@0.5 ... P@0.9) over boolean masks
+  (:func:`res_scores_from_counts` from per-sample intersection and union counts);
 * :func:`detection_ap`: COCO AP50 / AP75 / mAP@[.5:.95] of boxes, computed by pycocotools;
 * :func:`counting_accuracy`, :func:`counting_scores`: exact-count accuracy and count errors;
 * :func:`multilabel_scores`: multi-label accuracy, precision, recall and F1;
@@ -15,6 +16,7 @@ import contextlib
 import io
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,21 +60,39 @@ def res_scores(preds: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> di
     """
     if len(preds) != len(targets):
         raise InputError(f"{len(preds)} predictions but {len(targets)} targets")
-    if len(preds) == 0:
-        raise InputError("res_scores needs at least one sample")
-    inter_sum = union_sum = 0
-    ious = np.empty(len(preds), dtype=np.float64)
+    inter = np.empty(len(preds), dtype=np.int64)
+    union = np.empty(len(preds), dtype=np.int64)
     for i, (pred, target) in enumerate(zip(preds, targets, strict=True)):
         p, t = _as_bool_mask(pred, "pred"), _as_bool_mask(target, "target")
         if p.shape != t.shape:
             raise InputError(f"sample {i}: pred shape {p.shape} differs from target {t.shape}")
-        inter = int(np.count_nonzero(p & t))
-        union = int(np.count_nonzero(p | t))
-        inter_sum += inter
-        union_sum += union
-        ious[i] = 1.0 if union == 0 else inter / union
+        inter[i] = np.count_nonzero(p & t)
+        union[i] = np.count_nonzero(p | t)
+    return res_scores_from_counts(inter, union)
+
+
+def res_scores_from_counts(
+    intersections: Sequence[int] | np.ndarray, unions: Sequence[int] | np.ndarray
+) -> dict[str, float]:
+    """:func:`res_scores` from each sample's intersection and union pixel counts.
+
+    Lets an evaluation loop keep two numbers per sample instead of its masks.
+
+    >>> res_scores_from_counts([1, 0], [2, 0])["mIoU"]
+    0.75
+    """
+    inter = np.asarray(intersections, dtype=np.float64).ravel()
+    union = np.asarray(unions, dtype=np.float64).ravel()
+    if inter.shape != union.shape:
+        raise InputError(f"{inter.size} intersections but {union.size} unions")
+    if inter.size == 0:
+        raise InputError("res_scores needs at least one sample")
+    if np.any(inter > union) or np.any(inter < 0):
+        raise InputError("each intersection must lie between 0 and its union")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ious = np.where(union > 0, inter / union, 1.0)
     out: dict[str, float] = {
-        "oIoU": inter_sum / union_sum if union_sum else math.nan,
+        "oIoU": float(inter.sum() / union.sum()) if union.sum() else math.nan,
         "mIoU": float(ious.mean()),
     }
     for thr in PRECISION_THRESHOLDS:
@@ -99,7 +119,7 @@ def detection_ap(
     ground_truth: Sequence[Mapping[str, np.ndarray]],
     *,
     max_detections: int | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """COCO average precision of axis-aligned boxes, computed by pycocotools' ``COCOeval``.
 
     ``predictions[i]`` maps each category to the ``N x 5`` boxes ``[x1, y1, x2, y2, score]``
