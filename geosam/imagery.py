@@ -150,7 +150,7 @@ def _dataarray_bands(arr: xr.DataArray, bands: Sequence[Any] | None) -> list[xr.
                 f"the DataArray has no band dimension (dims {tuple(arr.dims)}) but bands={list(bands)}"
             )
         return [arr]
-    labels = list(arr[dim].values) if dim in arr.coords else list(range(arr.sizes[dim]))
+    labels = arr[dim].values.tolist() if dim in arr.coords else list(range(arr.sizes[dim]))
     # rioxarray keeps GeoTIFF band descriptions as a long_name tuple
     long_names = arr.attrs.get("long_name")
     descriptions = (

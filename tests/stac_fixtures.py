@@ -238,7 +238,9 @@ class LoopbackServer:
 
 
 def _run(server: _CountingServer) -> Iterator[LoopbackServer]:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield LoopbackServer(f"http://127.0.0.1:{server.server_address[1]}", server)

@@ -14,6 +14,7 @@ import rasterio
 import xarray as xr
 
 import geosam
+from geosam import sample_data
 from geosam.errors import (
     BandError,
     CollectionNotFoundError,
@@ -283,3 +284,26 @@ def test_transient_503_is_retried_and_succeeds(flaky_stac_proxy: LoopbackServer)
     items = search_items(flaky_stac_proxy.url, collections=["naip-test"], retries=3, backoff=0.01)
     assert len(items) == 3
     assert flaky_stac_proxy.hits >= 3  # two 503s, then answered
+
+
+# ---------------------------------------------------------------- built-in sample data
+
+
+def test_demo_catalog_serves_the_sample_data(demo_stac_url: str) -> None:
+    naip = open_stac(demo_stac_url, collections=["naip"])
+    assert naip.sizes["time"] == len(sample_data.NAIP_DATES)
+    assert naip.odc.crs == NAIP_CRS and naip.sizes["x"] >= 512 and naip.sizes["y"] >= 512
+    got, expected = sample_file(sample_data.naip_paths()[-1], naip.green.isel(time=-1), band=2)
+    np.testing.assert_array_equal(got, expected)
+    pan = open_stac(demo_stac_url, collections=["spacenet-pan"])
+    assert list(pan.data_vars) == ["pan"] and pan.pan.shape == (1, 900, 900)
+
+
+def test_sample_data_is_small_and_documented() -> None:
+    rasters = sorted(sample_data.DATA_DIR.glob("*.tif"))
+    assert rasters == sorted([*sample_data.naip_paths(), sample_data.spacenet_pan_path()])
+    assert sum(p.stat().st_size for p in rasters) <= 8e6
+    source = (sample_data.DATA_DIR / "SOURCE.md").read_text()
+    for path in rasters:
+        assert path.name in source
+    assert "public domain" in source and "CC BY-SA 4.0" in source
