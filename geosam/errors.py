@@ -52,3 +52,11 @@ class CollectionNotFoundError(InputError):
 
 class StacServerError(GeosamError, ConnectionError):
     """A STAC API that cannot be reached or keeps answering errors after retries."""
+
+
+class IncompleteResultError(GeosamError):
+    """A result store whose writing job has not finished (it was interrupted, or is still running)."""
+
+
+class JobMismatchError(GeosamError, FileExistsError):
+    """A result store that already holds a different result than the one asked to be written."""
