@@ -1,0 +1,224 @@
+"""Writing (image chip, text, mask) triplets to a dataset folder.
+
+Layout of a dataset folder::
+
+    dataset.json        what built it (seed, sizes, sources with licences, counts)
+    chips/<source>/...  chip images (PNG; JPEG sources copied as they are)
+    masks/<source>/...  one 1-bit PNG mask per sample (white = referred pixels)
+    chips.parquet       one row per chip: path, size, source, licence, split, gsd, origin, window
+    instances.parquet   the instances of every chip, in chip pixels (WKB), with their visible fraction
+    samples.parquet     one row per triplet: chip, text, kind, class, attribute, target instance ids,
+                        mask path, source, licence, split
+
+Everything is deterministic given the seed: each chip draws its expressions from its own random
+stream, so adding a source does not change the samples of the others.
+
+>>> build_dataset(read_shared_data(root), "triplets", known_absent=known_absent_of_sources())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+from PIL import Image
+from tqdm import tqdm
+
+from geosam.data.chips import Window, chip_size_for_gsd, clip_instances, plan_windows, stored_size
+from geosam.data.expressions import Expression, Obj, sample_expressions
+from geosam.data.images import read_rgb
+from geosam.data.instances import InstanceTable
+from geosam.data.rasterize import rasterize
+from geosam.errors import InputError
+
+FORMAT = "geosam-triplets"
+VERSION = 1
+
+
+def _rng(seed: int, key: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(key.encode())])
+
+
+def build_dataset(
+    table: InstanceTable,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    out_size: int = 512,
+    target_gsd: float = 0.3,
+    overlap: float = 0.25,
+    chip_sources: Iterable[str] = (),
+    heldout_sources: Iterable[str] = (),
+    heldout_fraction: float = 0.25,
+    known_absent: Mapping[str, Iterable[str]] | None = None,
+    licences: Mapping[str, Mapping[str, Any]] | None = None,
+    zero_fraction: float = 0.25,
+    attributes_per_class: int = 2,
+    chip_rounds: int = 3,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write the triplet dataset of ``table`` to ``out`` and return its summary (``dataset.json``).
+
+    Images of ``chip_sources`` are cut into chips of about ``target_gsd`` stored at ``out_size``
+    (see :mod:`geosam.data.chips`); other images become one chip each. Train images of
+    ``heldout_sources`` lose their last ``heldout_fraction`` to the ``heldout`` split.
+    ``known_absent`` maps a source to classes absent from its scenes besides its unlabelled ones.
+    Chips cut from large scenes (few, with many classes) get ``chip_rounds`` draws of expressions,
+    duplicates removed, so that their classes, attributes and negatives are seen in more phrasings.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise InputError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    chip_sources, heldout_sources = set(chip_sources), set(heldout_sources)
+    absent_of = {k: tuple(v) for k, v in (known_absent or {}).items()}
+    # How many images each class occurs in: negatives favour classes that are common elsewhere.
+    frequency = Counter(
+        c for _, group in table.instances.groupby("image") for c in set(group["class_name"])
+    )
+    chips: list[dict[str, Any]] = []
+    inst_rows: list[dict[str, Any]] = []
+    samples: list[dict[str, Any]] = []
+    by_image = dict(tuple(table.instances.groupby("image", sort=False)))
+    images = table.images.sort_values(["source", "image"]).reset_index(drop=True)
+    for info in tqdm(images.to_dict("records"), desc="building triplets", unit="image", disable=not progress):
+        inst = by_image.get(info["image"], table.instances.iloc[:0])
+        source, split = str(info["source"]), str(info["split"])
+        stem = Path(info["image"]).stem
+        (out / "chips" / source).mkdir(parents=True, exist_ok=True)
+        (out / "masks" / source).mkdir(parents=True, exist_ok=True)
+        width, height = int(info["width"]), int(info["height"])
+        gsd = float(info["gsd"])
+        if source in chip_sources:
+            chip_px = chip_size_for_gsd(gsd, out_size, target_gsd)
+            held = heldout_fraction if source in heldout_sources and split == "train" else 0.0
+            windows = plan_windows(width, height, chip_px, overlap=overlap, heldout_fraction=held, split=split)
+            pixels: np.ndarray | None = read_rgb(info["image"])
+        else:
+            chip_px, windows, pixels = max(width, height), [Window(0, 0, width, height, split)], None
+        for window in windows:
+            chip_id = f"{source}/{stem}" if pixels is None else f"{source}/{stem}_{window.x0}_{window.y0}_{chip_px}"
+            size = stored_size(window, chip_px, out_size) if pixels is not None else (width, height)
+            rel = _write_chip(info["image"], pixels, window, size, out, chip_id)
+            clipped = clip_instances(inst, window, size)
+            scale = size[0] / window.width
+            chips.append({
+                "chip": chip_id, "path": rel, "width": size[0], "height": size[1], "source": source,
+                "licence": info["licence"], "split": window.split,
+                "gsd": gsd / scale if np.isfinite(gsd) else np.nan,
+                "origin": str(info["image"]), "window": [window.x0, window.y0, window.x1, window.y1],
+            })
+            objs = []
+            for k, row in enumerate(clipped.itertuples(index=False)):
+                objs.append(Obj(k, str(row.class_name), row.geometry, float(row.visible)))
+                inst_rows.append({
+                    "chip": chip_id, "id": k, "class_name": row.class_name, "kind": row.kind,
+                    "visible": float(row.visible), "difficult": bool(row.difficult),
+                    "geometry": shapely.to_wkb(row.geometry),
+                })
+            labelled = list(info["labelled"])
+            rng = _rng(seed, chip_id)
+            exprs: list[Expression] = []
+            for _ in range(chip_rounds if pixels is not None else 1):
+                drawn = sample_expressions(
+                    objs, size[0], size[1], labelled=labelled,
+                    known_absent=sorted(set(labelled) | set(absent_of.get(source, ()))),
+                    rng=rng, zero_fraction=zero_fraction,
+                    attributes_per_class=attributes_per_class, frequency=frequency,
+                )
+                seen = {e.text for e in exprs}
+                exprs += [e for e in drawn if e.text not in seen]
+            for k, expr in enumerate(exprs):
+                samples.append(_write_sample(expr, k, objs, size, chip_id, chips[-1], out))
+    return _finish(out, chips, inst_rows, samples, licences or {}, {
+        "format": FORMAT, "version": VERSION, "seed": seed, "out_size": out_size, "target_gsd": target_gsd,
+        "overlap": overlap, "heldout_fraction": heldout_fraction, "zero_fraction": zero_fraction,
+        "chip_rounds": chip_rounds,
+    })
+
+
+def _write_chip(
+    image: str, pixels: np.ndarray | None, window: Window, size: tuple[int, int], out: Path, chip_id: str
+) -> str:
+    src = Path(image)
+    if pixels is None and src.suffix.lower() in (".jpg", ".jpeg", ".png"):
+        with Image.open(src) as im:
+            plain = im.mode == "RGB"
+        if plain:  # already an 8-bit RGB file of the right size: keep its bytes
+            rel = f"chips/{chip_id}{src.suffix.lower()}"
+            shutil.copyfile(src, out / rel)
+            return rel
+    if pixels is None:
+        pixels = read_rgb(image)
+    crop = Image.fromarray(pixels[window.y0 : window.y1, window.x0 : window.x1])
+    if crop.size != size:
+        crop = crop.resize(size, Image.Resampling.BILINEAR)
+    rel = f"chips/{chip_id}.png"
+    crop.save(out / rel, optimize=False, compress_level=3)
+    return rel
+
+
+def _write_sample(
+    expr: Expression, k: int, objs: list[Obj], size: tuple[int, int], chip_id: str, chip: dict[str, Any], out: Path
+) -> dict[str, Any]:
+    targets = set(expr.targets)
+    mask = rasterize([o.geometry for o in objs if o.id in targets], (size[1], size[0]))
+    rel = f"masks/{chip_id}_{k:02d}.png"
+    Image.fromarray(mask).save(out / rel)
+    return {
+        "sample": f"{chip_id}#{k}", "chip": chip_id, "text": expr.text, "kind": expr.kind,
+        "class_name": expr.class_name, "attr": expr.attr, "anchor": expr.anchor,
+        "targets": sorted(targets), "mask": rel, "empty": not bool(mask.any()),
+        "source": chip["source"], "licence": chip["licence"], "split": chip["split"],
+    }
+
+
+def _finish(
+    out: Path,
+    chips: list[dict[str, Any]],
+    inst_rows: list[dict[str, Any]],
+    samples: list[dict[str, Any]],
+    licences: Mapping[str, Mapping[str, Any]],
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    chip_frame = pd.DataFrame(chips)
+    sample_frame = pd.DataFrame(samples)
+    inst_frame = pd.DataFrame(
+        inst_rows, columns=["chip", "id", "class_name", "kind", "visible", "difficult", "geometry"]
+    )
+    chip_frame.to_parquet(out / "chips.parquet", index=False)
+    inst_frame.to_parquet(out / "instances.parquet", index=False)
+    sample_frame.to_parquet(out / "samples.parquet", index=False)
+    summary = dict(meta)
+    summary["sources"] = {
+        str(s): {"licence": str(group["licence"].iloc[0]), **dict(licences.get(str(s), {})),
+                 "chips": len(group)}
+        for s, group in chip_frame.groupby("source")
+    }
+    sizes = sample_frame.groupby(["source", "split"]).size()
+    summary["samples"] = {f"{key[0]}/{key[1]}": int(n) for key, n in sizes.items()}  # type: ignore[index]
+    summary["kinds"] = {str(k): int(n) for k, n in sample_frame["kind"].value_counts().sort_index().items()}
+    summary["classes"] = {
+        str(k): int(n) for k, n in sample_frame[sample_frame.kind != "zero"]["class_name"].value_counts().sort_index().items()
+    }
+    summary["total"] = len(sample_frame)
+    (out / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def known_absent_of_sources() -> dict[str, tuple[str, ...]]:
+    """``known_absent`` of the shared sources (see :mod:`geosam.data.sources`)."""
+    from geosam.data.sources import SHARED_SOURCES
+
+    return {s.name: s.known_absent for s in SHARED_SOURCES}

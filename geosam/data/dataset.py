@@ -1,0 +1,228 @@
+"""The PyTorch dataset over a triplet folder, with augmentation that keeps text and mask true.
+
+Geometric augmentation (scale and crop, flips, rot90) is applied to the chip and to its instance
+geometries; the mask is rasterised from the transformed geometries at the network's input size, and
+attribute expressions are recomputed for the augmented view (see
+:func:`geosam.data.expressions.refresh`), so "the plane on the left" becomes "the plane on the
+right" after a horizontal flip, and a crop that cuts the largest ship away changes the referent.
+
+>>> ds = TripletDataset.for_network("triplets", net, split="train", augment=True)  # doctest: +SKIP
+>>> item = ds[0]; item["pixels"].shape, item["mask"].dtype                          # doctest: +SKIP
+(torch.Size([3, 384, 384]), torch.int64)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+import torch
+from PIL import Image
+from shapely.affinity import affine_transform
+from shapely.geometry import box
+
+from geosam.data.builder import FORMAT
+from geosam.data.expressions import Expression, Obj, refresh
+from geosam.data.rasterize import rasterize
+from geosam.errors import InputError
+from geosam.model.base import PromptSegmenter
+from geosam.model.text import tokenize
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Augmentation settings. ``full_view``: probability of using the whole chip (stretched to the
+    input size, as the predictor does) instead of a random square crop of ``crop_scale`` of the
+    chip's short side."""
+
+    full_view: float = 0.35
+    crop_scale: tuple[float, float] = (0.45, 1.0)
+    flip: bool = True
+    rot90: bool = True
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.25
+    grayscale: float = 0.05
+
+
+@dataclass(frozen=True)
+class View:
+    """One sample as the network sees it (before normalisation)."""
+
+    image: np.ndarray  # S x S x 3 uint8
+    text: str
+    mask: np.ndarray  # S x S bool
+    expression: Expression
+
+
+class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
+    """Samples of a triplet folder written by :func:`geosam.data.build_dataset`.
+
+    Each item is a dict with ``pixels`` (3 x S x S float, normalised with the network's mean/std),
+    ``input_ids`` and ``attention_mask`` (``max_tokens``), ``mask`` (S x S long, 1 = referred) and
+    ``index``. Augmentation is random but reproducible: it depends only on ``seed``, the epoch (see
+    :meth:`set_epoch`) and the sample index, not on the worker that loads it.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | Sequence[str] = "train",
+        *,
+        input_size: int,
+        pixel_mean: Sequence[float] = (0.485, 0.456, 0.406),
+        pixel_std: Sequence[float] = (0.229, 0.224, 0.225),
+        max_tokens: int = 20,
+        augment: bool | Augment = False,
+        seed: int = 0,
+        sources: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> None:
+        self.root = Path(root)
+        meta_file = self.root / "dataset.json"
+        if not meta_file.is_file():
+            raise InputError(f"{self.root} is not a triplet dataset (no dataset.json); build one with `geosam prepare`")
+        self.meta = json.loads(meta_file.read_text())
+        if self.meta.get("format") != FORMAT:
+            raise InputError(f"{meta_file} is not a {FORMAT} dataset")
+        splits = [split] if isinstance(split, str) else list(split)
+        samples = pd.read_parquet(self.root / "samples.parquet")
+        keep = samples["split"].isin(splits)
+        if sources:
+            keep &= samples["source"].isin(list(sources))
+        if kinds:
+            keep &= samples["kind"].isin(list(kinds))
+        samples = samples[keep].reset_index(drop=True)
+        if limit is not None and len(samples) > limit:
+            # An evenly spread, deterministic subset (every source and kind keeps its share).
+            samples = samples.iloc[np.linspace(0, len(samples) - 1, limit).round().astype(int)].reset_index(drop=True)
+        if samples.empty:
+            raise InputError(f"{self.root} has no samples in split(s) {splits}" + (f" of sources {list(sources)}" if sources else ""))
+        self.samples = samples
+        chips = pd.read_parquet(self.root / "chips.parquet").set_index("chip")
+        self.chips = chips.loc[sorted(set(samples["chip"]))]
+        inst = pd.read_parquet(self.root / "instances.parquet")
+        inst = inst[inst["chip"].isin(set(self.chips.index))]
+        geoms = shapely.from_wkb(inst["geometry"].to_numpy())
+        self._objs: dict[str, list[Obj]] = {c: [] for c in self.chips.index}
+        for chip, oid, cls, vis, geom in zip(inst["chip"], inst["id"], inst["class_name"], inst["visible"], geoms,
+                                             strict=True):
+            self._objs[chip].append(Obj(int(oid), str(cls), geom, float(vis)))
+        self.input_size = int(input_size)
+        self.mean = np.asarray(pixel_mean, np.float32).reshape(3, 1, 1)
+        self.std = np.asarray(pixel_std, np.float32).reshape(3, 1, 1)
+        self.max_tokens = max_tokens
+        self.augment = Augment() if augment is True else (augment or None)
+        self.seed = seed
+        self.epoch = 0
+
+    @classmethod
+    def for_network(cls, root: str | Path, net: PromptSegmenter, split: str | Sequence[str] = "train",
+                    **kwargs: Any) -> TripletDataset:
+        """A dataset with ``net``'s input size, normalisation and token count."""
+        return cls(root, split, input_size=net.input_size, pixel_mean=net.pixel_mean, pixel_std=net.pixel_std,
+                   max_tokens=net.max_tokens, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of ``epoch`` (call before iterating a DataLoader)."""
+        self.epoch = int(epoch)
+
+    def sample_weights(self, alpha: float = 0.5) -> np.ndarray:
+        """Sampling weights that give each source a share proportional to ``n_source ** alpha``
+        (1: as stored, 0: every source equally), so the few multi-class scenes are not drowned by
+        the thousands of ship and plane chips."""
+        counts = self.samples["source"].map(self.samples["source"].value_counts())
+        w = counts.to_numpy(float) ** (alpha - 1.0)
+        return w / w.sum()
+
+    # -- items ----------------------------------------------------------------------------------
+    def view(self, index: int, rng: np.random.Generator | None = None) -> View:
+        """Sample ``index`` as the network sees it; ``rng`` draws the augmentation (None: none)."""
+        row = self.samples.iloc[index]
+        chip = self.chips.loc[row["chip"]]
+        with Image.open(self.root / chip["path"]) as im:
+            image = im.convert("RGB")
+        width, height = image.size
+        size = self.input_size
+        aug = self.augment if rng is not None else None
+        if aug is None or rng is None or rng.random() < aug.full_view:
+            window = (0.0, 0.0, float(width), float(height))
+        else:
+            side = min(width, height) * rng.uniform(*aug.crop_scale)
+            x0 = rng.uniform(0, width - side)
+            y0 = rng.uniform(0, height - side)
+            window = (x0, y0, x0 + side, y0 + side)
+        pixels = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR, box=window))
+        sx, sy = size / (window[2] - window[0]), size / (window[3] - window[1])
+        matrix = np.array([[sx, 0.0, -window[0] * sx], [0.0, sy, -window[1] * sy], [0, 0, 1]])
+        if aug is not None and rng is not None:
+            if aug.flip and rng.random() < 0.5:  # horizontal: x -> S - x
+                pixels = pixels[:, ::-1]
+                matrix = np.array([[-1.0, 0, size], [0, 1, 0], [0, 0, 1]]) @ matrix
+            if aug.flip and rng.random() < 0.5:  # vertical: y -> S - y
+                pixels = pixels[::-1]
+                matrix = np.array([[1.0, 0, 0], [0, -1, size], [0, 0, 1]]) @ matrix
+            k = int(rng.integers(4)) if aug.rot90 else 0
+            for _ in range(k):  # np.rot90 (counter-clockwise): (x, y) -> (y, S - x)
+                pixels = np.rot90(pixels)
+                matrix = np.array([[0.0, 1, 0], [-1, 0, size], [0, 0, 1]]) @ matrix
+            pixels = _jitter(np.ascontiguousarray(pixels), aug, rng)
+        objs = self._transform_objs(self._objs[row["chip"]], matrix, size)
+        expr = Expression(row["text"], row["kind"], row["class_name"], tuple(int(t) for t in row["targets"]),
+                          row["attr"], row["anchor"])
+        if rng is not None and aug is not None:
+            expr = refresh(expr, objs, size, size, rng)
+        targets = set(expr.targets)
+        mask = rasterize([o.geometry for o in objs if o.id in targets], (size, size))
+        return View(np.ascontiguousarray(pixels), expr.text, mask, expr)
+
+    def _transform_objs(self, objs: list[Obj], matrix: np.ndarray, size: int) -> list[Obj]:
+        frame = box(0, 0, size, size)
+        params = [matrix[0, 0], matrix[0, 1], matrix[1, 0], matrix[1, 1], matrix[0, 2], matrix[1, 2]]
+        out = []
+        for o in objs:
+            g = affine_transform(o.geometry, params)
+            full = g.area
+            if full <= 0 or not g.intersects(frame):
+                continue
+            clipped = g.intersection(frame)
+            if clipped.area <= 0:
+                continue
+            out.append(Obj(o.id, o.class_name, clipped, o.visible * clipped.area / full))
+        return out
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)]) if self.augment else None
+        v = self.view(int(index), rng)
+        ids, mask = tokenize([v.text], self.max_tokens)
+        pixels = (v.image.transpose(2, 0, 1).astype(np.float32) / 255.0 - self.mean) / self.std
+        return {
+            "pixels": torch.from_numpy(pixels),
+            "input_ids": ids[0],
+            "attention_mask": mask[0],
+            "mask": torch.from_numpy(v.mask.astype(np.int64)),
+            "index": int(index),
+        }
+
+
+def _jitter(pixels: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
+    x = pixels.astype(np.float32)
+    x *= 1.0 + rng.uniform(-aug.brightness, aug.brightness)
+    mean = x.mean()
+    x = (x - mean) * (1.0 + rng.uniform(-aug.contrast, aug.contrast)) + mean
+    gray = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    if rng.random() < aug.grayscale:
+        x = np.repeat(gray[..., None], 3, axis=-1)
+    else:
+        x = (x - gray[..., None]) * (1.0 + rng.uniform(-aug.saturation, aug.saturation)) + gray[..., None]
+    return np.clip(x, 0, 255).astype(np.uint8)

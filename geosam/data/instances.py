@@ -1,0 +1,140 @@
+"""The table of labelled instances that every importer produces.
+
+An :class:`InstanceTable` holds two frames:
+
+* ``instances`` (a GeoDataFrame, one row per labelled object or land-cover region): ``image``,
+  ``class_name`` (canonical, see :mod:`geosam.data.vocabulary`), ``label`` (as the source spells
+  it), ``geometry`` (shapely, in **pixel coordinates** of the image: x right, y down, pixel
+  ``(row, col)`` covers ``[col, col+1] x [row, row+1]``), ``kind`` (how it was labelled: ``box``,
+  ``obox`` (oriented box), ``polygon`` or ``mask``; boxes give coarse masks), ``instance`` (id within
+  the image), ``difficult`` (DOTA difficulty or COCO ``iscrowd``).
+* ``images`` (a DataFrame, one row per image, including images with no instances): ``image``
+  (path), ``width``, ``height``, ``source``, ``licence``, ``split``, ``gsd`` (metres per pixel, NaN
+  if unknown) and ``labelled`` (the canonical classes the source labels exhaustively in it, so an
+  absent one is truly absent).
+
+>>> table = read_yolo("ships_ge/train")                      # doctest: +SKIP
+>>> table.instances.class_name.value_counts()                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from geosam.errors import InputError
+
+IMAGE_COLUMNS = ("image", "width", "height", "source", "licence", "split", "gsd", "labelled")
+INSTANCE_COLUMNS = ("image", "class_name", "label", "kind", "instance", "difficult", "geometry")
+KINDS = ("box", "obox", "polygon", "mask")
+
+
+@dataclass(frozen=True)
+class InstanceTable:
+    """Labelled instances of a set of images (see the module docstring for the columns)."""
+
+    images: pd.DataFrame
+    instances: gpd.GeoDataFrame
+
+    def __post_init__(self) -> None:
+        missing = [c for c in IMAGE_COLUMNS if c not in self.images.columns]
+        missing += [c for c in INSTANCE_COLUMNS if c not in self.instances.columns]
+        if missing:
+            raise InputError(f"an InstanceTable needs the columns {missing}")
+        unknown = set(self.instances["image"]) - set(self.images["image"])
+        if unknown:
+            raise InputError(f"instances refer to images that are not in the table: {sorted(unknown)[:3]}")
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_records(
+        cls, images: Iterable[dict[str, Any]], instances: Iterable[dict[str, Any]]
+    ) -> InstanceTable:
+        """Build a table from dicts with the image and instance columns."""
+        img = pd.DataFrame(list(images), columns=list(IMAGE_COLUMNS))
+        img["gsd"] = img["gsd"].astype(float)
+        img["labelled"] = [tuple(sorted(v)) for v in img["labelled"]]
+        rows = list(instances)
+        inst = gpd.GeoDataFrame(rows, columns=list(INSTANCE_COLUMNS), geometry="geometry", crs=None)
+        inst["instance"] = inst["instance"].astype("int64")
+        inst["difficult"] = inst["difficult"].astype(bool)
+        return cls(img.reset_index(drop=True), inst.reset_index(drop=True))
+
+    @classmethod
+    def concat(cls, tables: Sequence[InstanceTable]) -> InstanceTable:
+        """One table holding the images and instances of all ``tables``."""
+        if not tables:
+            return cls.from_records([], [])
+        images = pd.concat([t.images for t in tables], ignore_index=True)
+        dup = images["image"][images["image"].duplicated()]
+        if len(dup):
+            raise InputError(f"image {dup.iloc[0]!r} appears in more than one table")
+        inst = pd.concat([t.instances for t in tables], ignore_index=True)
+        return cls(images, gpd.GeoDataFrame(inst, geometry="geometry", crs=None))
+
+    # -- queries --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def __repr__(self) -> str:
+        return (
+            f"InstanceTable({len(self.images)} images, {len(self.instances)} instances, "
+            f"classes={self.class_counts()})"
+        )
+
+    def class_counts(self) -> dict[str, int]:
+        """Number of instances per canonical class."""
+        return {str(k): int(v) for k, v in self.instances["class_name"].value_counts().sort_index().items()}
+
+    def select(self, **equal: Any) -> InstanceTable:
+        """The images (and their instances) whose columns equal the given values.
+
+        >>> table.select(split="valid", source="hrplanes")   # doctest: +SKIP
+        """
+        keep = pd.Series(True, index=self.images.index)
+        for column, value in equal.items():
+            keep &= self.images[column] == value
+        images = self.images[keep].reset_index(drop=True)
+        inst = self.instances[self.instances["image"].isin(set(images["image"]))]
+        return InstanceTable(images, inst.reset_index(drop=True))
+
+    def instances_of(self, image: str | Path) -> gpd.GeoDataFrame:
+        """The instances of one image."""
+        return self.instances[self.instances["image"] == str(image)]
+
+    def image_info(self, image: str | Path) -> dict[str, Any]:
+        """The image row of ``image`` as a dict."""
+        rows = self.images[self.images["image"] == str(image)]
+        if rows.empty:
+            raise InputError(f"image {image!r} is not in the table")
+        return dict(rows.iloc[0])
+
+
+def image_record(
+    image: str | Path,
+    width: int,
+    height: int,
+    *,
+    source: str,
+    licence: str,
+    split: str,
+    labelled: Iterable[str],
+    gsd: float | None = None,
+) -> dict[str, Any]:
+    """An ``images`` row."""
+    return {
+        "image": str(image),
+        "width": int(width),
+        "height": int(height),
+        "source": source,
+        "licence": licence,
+        "split": split,
+        "gsd": math.nan if gsd is None else float(gsd),
+        "labelled": tuple(sorted(set(labelled))),
+    }
