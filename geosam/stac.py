@@ -441,6 +441,9 @@ def open_stac(
         backoff=backoff,
         timeout=timeout,
     )
+    # APIs return items in their own order (rustac: as loaded, pgstac: newest first) and odc-stac takes
+    # the output grid from the first item: sort so that a query gives the same grid from any server
+    items = sorted(items, key=lambda item: (_item_times(item)[0], item.id))
     plan = plan_bands(items, bands)
 
     grid: dict[str, Any] = {"bbox": list(bbox)} if bbox is not None else {}
