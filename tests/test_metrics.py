@@ -101,7 +101,13 @@ def test_detection_ap_hand_computed_pr_curve() -> None:
 def test_detection_ap_iou_thresholds_and_categories() -> None:
     # A box of IoU 0.6 with its object: a hit at 0.5, a miss at 0.75.
     gt = [{"plane": np.array([[0, 0, 10, 10]]), "ship": np.array([[40, 40, 50, 50]])}]
-    pred = [{"plane": np.array([[0, 0, 10, 6, 0.9]]), "ship": np.zeros((0, 5)), "car": np.array([[0, 0, 1, 1, 1.0]])}]
+    pred = [
+        {
+            "plane": np.array([[0, 0, 10, 6, 0.9]]),
+            "ship": np.zeros((0, 5)),
+            "car": np.array([[0, 0, 1, 1, 1.0]]),
+        }
+    ]
     out = detection_ap(pred, gt)
     assert out["per_category"]["plane"]["AP50"] == 1.0
     assert out["per_category"]["plane"]["AP75"] == 0.0

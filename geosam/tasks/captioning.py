@@ -74,7 +74,7 @@ def caption_from_boxes(
 
     >>> b = {"ship": np.array([[10, 10, 20, 20, 0.9], [80, 90, 90, 99, 0.8]]), "plane": np.zeros((0, 5))}
     >>> caption_from_boxes(b, 100, 100)
-    'The image contains 2 ships and no planes. There is 1 ship in the upper left and 1 ship in the lower right.'
+    'The image contains 2 ships and no planes. There is 1 ship in the upper left and 1 in the lower right.'
     """
     found = {c: np.asarray(b) for c, b in boxes.items() if len(b)}
     missing = [c for c, b in boxes.items() if not len(b)]
@@ -86,14 +86,14 @@ def caption_from_boxes(
     if missing:
         parts.append(f"no {_join([plural(c) for c in missing], 'or')}")
     sentences = [f"The image contains {_join(parts)}."]
+    order = [r for row in _REGIONS[grid] for r in row]  # reading order
     for name, b in found.items():
         regions = grid_regions(b[:, :4], height, width, grid)
-        # Regions in reading order, each with its count.
-        order = [r for row in _REGIONS[grid] for r in row]
         counts = [(r, regions.count(r)) for r in order if r in regions]
-        where = _join([f"{_amount(n, name)} in the {r}" for r, n in counts])
-        verb = "is" if counts[0][1] == 1 else "are"
-        sentences.append(f"There {verb} {where}.")
+        first_region, first_n = counts[0]
+        parts = [f"{_amount(first_n, name)} in the {first_region}"]
+        parts += [f"{n} in the {r}" for r, n in counts[1:]]
+        sentences.append(f"There {'is' if first_n == 1 else 'are'} {_join(parts)}.")
     return " ".join(sentences)
 
 
@@ -111,7 +111,7 @@ def caption(
     ``grid`` 2 or 3 splits the image into 2 x 2 or 3 x 3 regions for the "where" sentences.
 
     >>> caption(model, image, ["ship", "harbor"])  # doctest: +SKIP
-    'The image contains 3 ships and 1 harbor. There are 2 ships in the upper left and 1 ship ...'
+    'The image contains 3 ships and 1 harbor. There are 2 ships in the upper left and 1 in ...'
     """
     if grid not in _REGIONS:
         raise InputError(f"grid must be 2 (2 x 2 regions) or 3 (3 x 3), got {grid}")
