@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal, NamedTuple, TypeAlias
 
 import dask
@@ -275,6 +275,67 @@ def _percentile_range(
         step = 1
 
 
+def _linear(low: float, high: float, gamma: float = 1.0) -> Callable[[np.ndarray], np.ndarray]:
+    """``low..high`` -> 0..255, with ``** (1 / gamma)`` applied to the 0..1 ramp."""
+
+    def transfer(values: np.ndarray) -> np.ndarray:
+        ramp = np.clip((values - low) / (high - low), 0, 1)
+        return (ramp if gamma == 1 else ramp ** (1 / gamma)) * 255
+
+    return transfer
+
+
+def _encoder(
+    band: xr.DataArray, transfer: Callable[[np.ndarray], np.ndarray]
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A block function: stored values of ``band`` -> scale/offset -> stretch -> rounded uint8 (NaN -> 0).
+
+    8- and 16-bit integers go through a lookup table of all their codes (one gather per pixel instead of
+    float arithmetic and a power); other types are computed in float32.
+    """
+    scale, offset = _scale_offset(band)
+    if band.dtype.kind in "ui" and band.dtype.itemsize <= 2:
+        info = np.iinfo(band.dtype)
+        codes = np.arange(info.min, info.max + 1, dtype=np.float64)
+        lut = np.round(transfer(codes * scale + offset)).astype(np.uint8)
+        shift = -int(info.min)
+        return lambda block: lut[block.astype(np.int32) + shift] if shift else lut[block]
+
+    def encode(block: np.ndarray) -> np.ndarray:
+        values = block.astype(np.float32) * np.float32(scale) + np.float32(offset)
+        return np.nan_to_num(np.round(transfer(values)), nan=0.0).astype(np.uint8)
+
+    return encode
+
+
+def _rgb_image(
+    bands: Sequence[xr.DataArray], valid: xr.DataArray, transfer: Callable[[np.ndarray], np.ndarray]
+) -> xr.DataArray:
+    """One fused block function from the band blocks and the mask to a (..., 3) uint8 block."""
+    encoders = [_encoder(b, transfer) for b in bands]
+
+    def to_image(*blocks: np.ndarray) -> np.ndarray:
+        *band_blocks, ok = blocks
+        out = np.empty((*ok.shape, 3), dtype=np.uint8)
+        for channel in range(3):
+            if channel < len(band_blocks):
+                out[..., channel] = encoders[channel](band_blocks[channel])
+            else:  # panchromatic: the same grey in red, green and blue
+                out[..., channel] = out[..., 0]
+        out[~ok] = 0
+        return out
+
+    return xr.apply_ufunc(
+        to_image,
+        *bands,
+        valid,
+        dask="parallelized",
+        output_core_dims=[[RGB_DIM]],
+        output_dtypes=[np.uint8],
+        dask_gufunc_kwargs={"output_sizes": {RGB_DIM: 3}},
+    )
+
+
 def to_rgb8(
     data: xr.Dataset | xr.DataArray,
     *,
@@ -327,38 +388,32 @@ def to_rgb8(
     ydim, xdim = _spatial_dims(selected[0])
     valid = _validity(selected)
     kind = _auto_stretch(selected) if stretch == "auto" else stretch
-    physical = [_physical(b) for b in selected]
     checked = False
+    transfer: Callable[[np.ndarray], np.ndarray]
     if kind == "none":
-        scaled = [p.clip(0, 255) for p in physical]
-        description = "none (values taken as 0..255)"
+        transfer, description = (lambda v: np.clip(v, 0, 255)), "none (values taken as 0..255)"
     elif kind == "reflectance":
         low, high = reflectance_range
-        scaled = [((p - low) / (high - low)).clip(0, 1) ** (1 / gamma) * 255 for p in physical]
+        transfer = _linear(low, high, gamma)
         description = f"reflectance {low}..{high} -> 0..255, gamma {gamma}"
     elif kind == "percentile":
+        physical = [_physical(b) for b in selected]
         low, high = _percentile_range(physical, valid, percentiles, ydim, xdim)
         checked = True
-        scaled = [((p - low) / (high - low)).clip(0, 1) * 255 for p in physical]
+        transfer = _linear(low, high)
         description = f"percentile {percentiles[0]}..{percentiles[1]} = {low:g}..{high:g} -> 0..255"
     elif isinstance(kind, tuple) and len(kind) == 2:
         low, high = (float(v) for v in kind)
         if not high > low:
             raise InputError(f"stretch range must have high > low, got {kind}")
-        scaled = [((p - low) / (high - low)).clip(0, 1) * 255 for p in physical]
-        description = f"linear {low:g}..{high:g} -> 0..255"
+        transfer, description = _linear(low, high), f"linear {low:g}..{high:g} -> 0..255"
     else:
         raise InputError(
             f"unknown stretch {stretch!r}: use 'auto', 'none', 'reflectance', 'percentile' or (low, high)"
         )
 
-    channels = [s.round().fillna(0).where(valid, 0).astype(np.uint8) for s in scaled]
-    if len(channels) == 1:
-        channels = channels * 3  # panchromatic: the same grey in red, green and blue
-    image = xr.concat(channels, dim=RGB_DIM, coords="minimal", compat="override", join="override")
+    image = _rgb_image(selected, valid, transfer)
     image = image.assign_coords({RGB_DIM: list(_RGB)}).transpose(..., ydim, xdim, RGB_DIM)
-    if isinstance(image.data, dsa.Array):
-        image = image.chunk({RGB_DIM: -1})
     image = image.rename("rgb8")
     image.attrs = {"stretch": description, "long_name": "8-bit RGB for the model"}
     valid.attrs = {"long_name": "pixel holds data (not nodata or NaN)"}
