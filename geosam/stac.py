@@ -20,9 +20,10 @@ from datetime import UTC
 from datetime import datetime as Datetime
 from pathlib import Path
 from typing import Any, TypeAlias
+from urllib.parse import urlparse
 
 import numpy as np
-import odc.geo.xr
+import odc.geo.xr  # registers the .odc accessor
 import odc.stac
 import pystac
 import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -277,19 +278,28 @@ def _local_hint(items: Sequence[pystac.Item]) -> str:
     )
 
 
+_STATIC_SUFFIXES = (".json", ".geojson", ".ndjson", ".jsonl")
+
+
+def _read_static(href: str, stac_io: StacApiIO | None = None) -> list[pystac.Item]:
+    """Items of a static STAC file: a local path, or a URL whose first read goes through ``stac_io``
+    (with retries); links below it are followed with pystac's own reader."""
+    try:
+        text = stac_io.read_text(href) if stac_io else Path(href).read_text()
+        if href.endswith((".ndjson", ".jsonl")):
+            lines = (line for line in text.splitlines() if line.strip())
+            return [pystac.Item.from_dict(json.loads(line)) for line in lines]
+        return _items_of(pystac.read_dict(json.loads(text), href=href))
+    except (pystac.STACError, ValueError, KeyError) as err:
+        raise InputError(
+            f"{href} is not a STAC catalog, collection, item collection or item: {err}"
+        ) from err
+
+
 def _read_local(path: Path) -> list[pystac.Item]:
     if not path.exists():
         raise InputError(f"STAC source {path} does not exist")
-    if path.suffix in (".ndjson", ".jsonl"):
-        with path.open() as lines:
-            return [pystac.Item.from_dict(json.loads(line)) for line in lines if line.strip()]
-    try:
-        obj = pystac.read_file(str(path))
-    except (pystac.STACError, ValueError, KeyError) as err:
-        raise InputError(
-            f"{path} is not a STAC catalog, collection, item collection or item: {err}"
-        ) from err
-    return _items_of(obj)
+    return _read_static(str(path))
 
 
 def _items_of(obj: object) -> list[pystac.Item]:
@@ -329,6 +339,15 @@ def search_items(
     if isinstance(collections, str):
         collections = [collections]
     params = _search_parameters(collections, bbox, datetime, ids)
+    if _is_url(source) and urlparse(str(source)).path.endswith(_STATIC_SUFFIXES):
+        url = str(source)  # a static catalog/collection/item file on a web server
+        try:
+            items = _filter_items(
+                _read_static(url, _stac_io(retries, backoff, timeout)), params, url
+            )
+        except APIError as err:
+            raise _server_error(url, err, retries) from err
+        return items[:max_items] if max_items else items
     if _is_url(source):
         return _search_api(str(source), params, max_items, retries, backoff, timeout)
     if isinstance(source, str | os.PathLike):
@@ -336,7 +355,11 @@ def search_items(
         items = _filter_items(_read_local(path), params, str(source))
     elif isinstance(source, pystac.ItemCollection | pystac.Catalog):
         items = _filter_items(_items_of(source), params, source)
-    elif isinstance(source, Sequence) and not isinstance(source, str) and all(isinstance(i, pystac.Item) for i in source):
+    elif (
+        isinstance(source, Sequence)
+        and not isinstance(source, str)
+        and all(isinstance(i, pystac.Item) for i in source)
+    ):
         if not source:
             raise NoItemsError("the list of STAC items to load is empty")
         items = _filter_items(list(source), params, source)

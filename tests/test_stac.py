@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dask.array as dsa
@@ -142,6 +145,31 @@ def test_static_catalog_itemcollection_ndjson_and_list_agree(
             xr.testing.assert_identical(ds.drop_attrs(), by_url.drop_attrs())
         except AssertionError as err:
             raise AssertionError(f"{what} differs from the API result: {err}") from err
+
+
+def test_static_catalog_on_a_web_server(tmp_path: Path) -> None:
+    static = write_static_catalog(naip_items(), tmp_path / "web", collection_id="naip-test")
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(static.parent))
+    )
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/collection.json"
+        ds = open_stac(url, collections=["naip-test"], datetime="2014/2020")
+        assert ds.sizes["time"] == 2 and ds.odc.crs == NAIP_CRS
+        with pytest.raises(NoItemsError, match=r"collection\.json with datetime=1999"):
+            open_stac(url, datetime="1999")
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_visual_asset_without_band_metadata_is_read_from_the_file(stac_api_url: str) -> None:
