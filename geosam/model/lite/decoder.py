@@ -53,3 +53,28 @@ class TopDownDecoder(nn.Module):
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=True)
             y = step(torch.cat([y, skip], dim=1))
         return self.classifier(y)
+
+
+class PresenceGate(nn.Module):
+    """Image-level evidence that the prompt is present at all, folded into the mask.
+
+    A small MLP on max- and mean-pooled stride-32 language-aware features gives a presence logit
+    ``z``; the mask probability becomes ``sigmoid(pixel) * sigmoid(z)``. With prompts that name an
+    absent class (a quarter of the training samples) the gate learns to empty the whole mask, which
+    per-pixel evidence alone does poorly. It is trained only through the segmentation loss.
+    """
+
+    def __init__(self, channels: int, hidden: int = 128):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1)
+        )
+        nn.init.constant_(self.mlp[2].bias, 3.0)  # starts open: sigmoid(3) = 0.95
+
+    def forward(self, feats: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat([feats.amax(dim=(2, 3)), feats.mean(dim=(2, 3))], dim=1)
+        z = self.mlp(pooled)[:, :, None, None]
+        log_p = F.logsigmoid(logits[:, 1:] - logits[:, :1]) + F.logsigmoid(z)
+        # Two-class logits whose softmax is (1 - p, p); the clamp keeps log(1 - p) finite.
+        log_q = torch.log(-torch.expm1(log_p.clamp(max=-1e-6)))
+        return torch.cat([log_q, log_p], dim=1)

@@ -11,7 +11,7 @@ from torch import nn
 
 from geosam.model.base import PromptSegmenter, TextFeatures
 from geosam.model.lite.backbone import STAGE_CHANNELS, EfficientNetStages
-from geosam.model.lite.decoder import TopDownDecoder
+from geosam.model.lite.decoder import PresenceGate, TopDownDecoder
 from geosam.model.lite.fusion import PixelWordFusion
 from geosam.model.lite.text_encoder import MiniLMEncoder
 
@@ -56,6 +56,7 @@ class RemoteSAMLite(PromptSegmenter):
             PixelWordFusion(c, self.text_encoder.dim) for c in STAGE_CHANNELS
         )
         self.decoder = TopDownDecoder(STAGE_CHANNELS, decoder_channels)
+        self.presence = PresenceGate(STAGE_CHANNELS[-1])
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextFeatures:
         return self.text_encoder(input_ids, attention_mask)
@@ -67,5 +68,5 @@ class RemoteSAMLite(PromptSegmenter):
             x = self.backbone.run_stage(stage, x)
             x, x_res = fusion(x, text.features, text.mask)
             language_maps.append(x_res)
-        logits = self.decoder(language_maps)
+        logits = self.presence(language_maps[-1], self.decoder(language_maps))
         return F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
