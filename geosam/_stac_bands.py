@@ -253,13 +253,22 @@ def plan_bands(items: Sequence[pystac.Item], requested: Sequence[str] | str | No
 
 
 def _with_raster_bands(item: pystac.Item, probed: Mapping[str, list[BandInfo]]) -> pystac.Item:
+    """A copy of ``item`` whose probed assets state data type and nodata in ``raster:bands``
+    (keeping what the asset already said there, such as scale and offset)."""
     clone = item.clone()
     for key, bands in probed.items():
-        if key in clone.assets:
-            clone.assets[key].extra_fields["raster:bands"] = [
-                {"data_type": b.data_type, **({"nodata": b.nodata} if b.nodata is not None else {})}
-                for b in bands
-            ]
+        if key not in clone.assets:
+            continue
+        fields = clone.assets[key].extra_fields
+        old = fields.get("raster:bands")
+        merged = []
+        for i, band in enumerate(bands):
+            entry = dict(_pick(old, i))
+            entry.setdefault("data_type", band.data_type)
+            if band.nodata is not None:
+                entry.setdefault("nodata", band.nodata)
+            merged.append(entry)
+        fields["raster:bands"] = merged
     return clone
 
 

@@ -335,3 +335,34 @@ def test_sample_data_is_small_and_documented() -> None:
     for path in rasters:
         assert path.name in source
     assert "public domain" in source and "CC BY-SA 4.0" in source
+
+
+def test_probed_asset_keeps_its_scale_offset() -> None:
+    # raster:bands with scale/offset but no data type: geosam reads the type from the file, keeps the scale
+    item = s2like_item()
+    for asset in item.assets.values():
+        for band in asset.extra_fields["raster:bands"]:
+            del band["data_type"]
+    ds = open_stac([item])
+    assert ds.red.dtype == np.uint16
+    assert (ds.red.attrs["scale_factor"], ds.red.attrs["add_offset"]) == pytest.approx((1e-4, -0.1))
+
+
+def test_stac_1_1_bands_are_understood() -> None:
+    # the same NAIP items written the STAC 1.1 way: one "bands" list with eo:common_name and data_type
+    items = naip_items()
+    for item in items:
+        asset = item.assets["image"]
+        eo, raster = asset.extra_fields.pop("eo:bands"), asset.extra_fields.pop("raster:bands")
+        asset.extra_fields["bands"] = [
+            {
+                "name": e["name"],
+                "eo:common_name": e["common_name"],
+                "data_type": r["data_type"],
+                "nodata": 0,
+            }
+            for e, r in zip(eo, raster, strict=True)
+        ]
+    stac11 = open_stac(items, bands=["red", "green", "blue", "nir"]).compute()
+    stac10 = open_stac(naip_items(), bands=["red", "green", "blue", "nir"]).compute()
+    xr.testing.assert_identical(stac11.drop_attrs(), stac10.drop_attrs())
