@@ -1,0 +1,157 @@
+"""``geosam evaluate``: score a model on a labelled data set, per category (see geosam.evaluation)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from geosam.errors import InputError
+
+_EPILOG = """\
+examples:
+  geosam evaluate --data ../shared/data/hrplanes/valid --format coco --limit 50
+  geosam evaluate --data ../shared/data/ships_ge/valid --format yolo --prompt ship="ships" --json
+  geosam evaluate --data ../shared/data/dota --format dota --negative "swimming pools" --negative bridges
+  geosam evaluate --data ../shared/data/loveda --format mask
+
+The last line printed with --json is one JSON object:
+  {"categories": {NAME: {"prompt", "oIoU", "mIoU", "P@0.5", "AP50", "count_acc", "images", "objects"}},
+   "negatives": {TEXT: {"empty_rate"}}, "images": N}
+(null where a score is undefined: AP50 and count_acc of land-cover classes).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a model on labelled images (oIoU, mIoU, P@0.5, AP50, counting) per category",
+        description=(
+            "Prompt the model with each category of a labelled data set and score the masks "
+            "(oIoU, mIoU, P@0.5 against the rasterized labels), the boxes derived from them (AP50) "
+            "and their number (counting accuracy). Negative prompts name things absent from the "
+            "data; their score is the share of images left empty."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", required=True, help="data set folder (or COCO json file)")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=("coco", "yolo", "dota", "mask"),
+        dest="fmt",
+        help="coco: json beside the images; yolo: images/ labels/ data.yaml; "
+        "dota: images/ labelTxt/; mask: iSAID instance PNGs or img/ + ann/ class masks",
+    )
+    p.add_argument(
+        "--model",
+        default="remotesam-lite",
+        help="registered model name or geosam .safetensors checkpoint (default remotesam-lite)",
+    )
+    p.add_argument(
+        "--weights", default=None, help="weights file for a registered model (e.g. RemoteSAMv1.pth)"
+    )
+    p.add_argument(
+        "--prompt",
+        action="append",
+        default=[],
+        metavar="CATEGORY=TEXT",
+        help="prompt text for a category (repeatable; default: the category's natural phrase)",
+    )
+    p.add_argument(
+        "--negative",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a prompt naming something absent from the data (repeatable)",
+    )
+    p.add_argument(
+        "--classes",
+        action="append",
+        default=[],
+        metavar="VALUE=NAME",
+        help="class table of semantic mask values for --format mask (repeatable)",
+    )
+    p.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="evaluate the first N images only"
+    )
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=1024,
+        help="images with a side above this are predicted in overlapping windows of this size "
+        "(default 1024; 0 = always whole)",
+    )
+    p.add_argument("--threshold", type=float, default=0.5, help="mask threshold (default 0.5)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    p.add_argument(
+        "--json", action="store_true", help="print the scores as one JSON line at the end"
+    )
+    p.set_defaults(func=run)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"{what} must look like KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _category_prompts(items: list[str], present: set[str]) -> dict[str, str]:
+    from geosam.data.vocabulary import canonical_class
+
+    prompts = {}
+    for key, text in _pairs(items, "--prompt").items():
+        name = key
+        if key not in present:
+            try:  # accept the data set's own label ("Aircrafts") for a canonical class ("plane")
+                name = canonical_class(key)
+            except InputError:
+                name = key
+        prompts[name] = text
+    return prompts
+
+
+def run(args: argparse.Namespace) -> int:
+    from geosam.evaluation import evaluate, load_dataset
+    from geosam.model.build import load_model
+
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit must be a positive number of images, got {args.limit}")
+    classes = None
+    if args.classes:
+        try:
+            classes = {
+                int(k): (None if v.lower() == "none" else v)
+                for k, v in _pairs(args.classes, "--classes").items()
+            }
+        except ValueError as err:
+            raise InputError(f"--classes values must be integers: {err}") from err
+    table = load_dataset(args.data, args.fmt, classes=classes)
+    present = set(table.instances["class_name"])
+    prompts = _category_prompts(args.prompt, present)
+    unknown = sorted(set(prompts) - present)
+    if unknown:  # before loading the model
+        raise InputError(
+            f"--prompt names categories that are not in the data: {', '.join(unknown)}; "
+            f"categories: {', '.join(sorted(present)) or 'none'}"
+        )
+    model = load_model(args.model, weights=args.weights, device=args.device)
+    result = evaluate(
+        model,
+        table,
+        prompts=prompts,
+        negatives=args.negative,
+        limit=args.limit,
+        threshold=args.threshold,
+        tile=args.tile or None,
+        progress=True,
+    )
+    print(f"{args.data} ({args.fmt}), model {args.model}: {result.images} images")
+    print(result.table())
+    if args.json:
+        print(json.dumps(result.to_json()))
+    return 0

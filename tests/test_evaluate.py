@@ -1,0 +1,258 @@
+"""geosam.evaluation and ``geosam evaluate`` on small real labelled sets of each format.
+
+An oracle that answers every prompt with the rasterized ground truth must score 1.0 everywhere;
+an oracle missing one object gives scores that are computed here by hand from the labels. The CLI
+runs end to end with the real default model.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geosam.cli import main
+from geosam.data import rasterize, read_rgb
+from geosam.data.instances import InstanceTable
+from geosam.errors import InputError
+from geosam.evaluation import default_prompt, evaluate, image_probabilities, load_dataset
+from tests.tasks_fixtures import EVAL_DATA, Oracle, PixelModel
+
+SETS = {
+    "coco": EVAL_DATA / "hrplanes" / "valid",
+    "yolo": EVAL_DATA / "ships_ge" / "valid",
+    "dota": EVAL_DATA / "dota",
+    "isaid": EVAL_DATA / "isaid",
+    "vaihingen": EVAL_DATA / "vaihingen",
+}
+FORMAT = {"coco": "coco", "yolo": "yolo", "dota": "dota", "isaid": "mask", "vaihingen": "mask"}
+
+
+def _oracle(table: InstanceTable, drop: int | None = None) -> Oracle:
+    """Ground truth for every (image, category prompt); ``drop`` leaves out that instance row."""
+    oracle = Oracle()
+    instances = table.instances if drop is None else table.instances.drop(index=drop)
+    for row in table.images.to_dict("records"):
+        image = read_rgb(row["image"])
+        inst = instances[instances["image"] == row["image"]]
+        for name in set(table.instances["class_name"]):
+            mask = rasterize(inst[inst["class_name"] == name], (row["height"], row["width"]))
+            oracle.add(image, default_prompt(name), mask)
+    return oracle
+
+
+@pytest.mark.parametrize("name", list(SETS))
+def test_oracle_scores_one_on_every_format(name: str) -> None:
+    table = load_dataset(SETS[name], FORMAT[name])
+    assert len(table.images) >= 1 and len(table.instances) >= 3
+    result = evaluate(_oracle(table), table, negatives=["tennis courts"], progress=False)
+    assert set(result.categories) == set(table.instances["class_name"])
+    for cat, s in result.categories.items():
+        assert (s.oIoU, s.mIoU, s.precision_50) == (1.0, 1.0, 1.0), cat
+        if s.AP50 is None:  # land cover: nothing to box or count
+            assert cat in (
+                "impervious",
+                "low-vegetation",
+                "road",
+                "water",
+                "forest",
+                "agriculture",
+                "barren",
+            )
+            assert s.count_acc is None
+        elif (
+            name == "dota"
+        ):  # neighbouring cars touch: their boxes merge, which costs AP and counts
+            assert 0.0 < s.AP50 <= 1.0
+        else:
+            assert (s.AP50, s.count_acc) == (1.0, 1.0), cat
+    assert result.negatives == {"tennis courts": 1.0}
+    out = result.to_json()
+    json.dumps(out, allow_nan=False)  # valid JSON: undefined scores are null
+    assert set(out) == {"categories", "negatives", "images"}
+
+
+def test_scores_of_a_missed_object_are_exact() -> None:
+    table = load_dataset(SETS["coco"], "coco")
+    # Leave out the first plane of the first image.
+    first = table.images.iloc[0]
+    drop = int(table.instances.index[table.instances["image"] == first["image"]][0])
+    result = evaluate(_oracle(table, drop=drop), table, progress=False)
+    s = result.categories["plane"]
+
+    shape = (int(first["height"]), int(first["width"]))
+    truth = rasterize(table.instances_of(first["image"]), shape)
+    kept = rasterize(
+        table.instances.drop(index=drop).pipe(lambda t: t[t["image"] == first["image"]]), shape
+    )
+    missed = int(truth.sum() - kept.sum())
+    total = sum(
+        int(rasterize(table.instances_of(r["image"]), (r["height"], r["width"])).sum())
+        for r in table.images.to_dict("records")
+    )
+    n_images, n_objects = len(table.images), len(table.instances)
+    assert s.oIoU == pytest.approx((total - missed) / total)
+    assert s.mIoU == pytest.approx((kept.sum() / truth.sum() + n_images - 1) / n_images)
+    assert s.count_acc == pytest.approx((n_images - 1) / n_images)
+    # All other objects found with score 1: precision 1 up to recall (n - 1) / n.
+    recall = (n_objects - 1) / n_objects
+    expected_ap = (np.floor(recall * 100 + 1e-9) + 1) / 101
+    ap50 = s.AP50
+    assert ap50 == pytest.approx(expected_ap)
+
+
+def test_negative_prompt_that_fires_is_counted() -> None:
+    table = load_dataset(SETS["yolo"], "yolo")
+    oracle = _oracle(table)
+    first = read_rgb(table.images.iloc[0]["image"])
+    oracle.add(first, "swimming pools", np.eye(*first.shape[:2], dtype=bool))
+    result = evaluate(oracle, table, negatives=["swimming pools"], progress=False)
+    assert result.negatives["swimming pools"] == pytest.approx(1 - 1 / len(table.images))
+
+
+def test_tiled_prediction_equals_whole_image_for_a_per_pixel_model() -> None:
+    image = read_rgb(next((SETS["dota"] / "images").iterdir()))  # 557 x 712
+    whole = image_probabilities(PixelModel(), image, ["a", "b"], tile=None)
+    tiled = image_probabilities(PixelModel(), image, ["a", "b"], tile=256, overlap=48)
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)
+
+    seen: list[tuple[int, int]] = []
+
+    class Recorder(PixelModel):
+        def predict_batch(self, images: np.ndarray, prompts: object) -> np.ndarray:
+            seen.append(images.shape[1:3])
+            return super().predict_batch(images, prompts)  # type: ignore[arg-type]
+
+    image_probabilities(Recorder(), image, ["a"], tile=256, overlap=32)
+    assert all(h <= 256 and w <= 256 for h, w in seen)
+    # Windows at most 224 px apart: 3 rows (0, 150, 301) by 4 columns (0, 152, 304, 456).
+    assert len(seen) == 3 * 4
+    with pytest.raises(InputError, match="overlap"):
+        image_probabilities(PixelModel(), image, ["a"], tile=256, overlap=256)
+
+
+def test_load_dataset_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        load_dataset(tmp_path / "nothing", "coco")
+    with pytest.raises(InputError, match="unknown data format"):
+        load_dataset(SETS["coco"], "voc")
+    with pytest.raises(InputError, match="neither an iSAID folder"):
+        load_dataset(tmp_path, "mask")
+
+
+# -- the command line, with the real default model -------------------------------------------
+
+
+def _run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
+    code = main(["evaluate", *args, "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = out.strip().splitlines()
+    assert lines[1].startswith("category")  # the readable table comes first
+    return json.loads(lines[-1])
+
+
+def _check_ranges(report: dict[str, object], images: int) -> None:
+    assert set(report) == {"categories", "negatives", "images"}
+    assert report["images"] == images
+    cats = report["categories"]
+    assert isinstance(cats, dict) and cats
+    for scores in cats.values():
+        assert {"prompt", "oIoU", "mIoU", "P@0.5", "AP50", "count_acc", "images", "objects"} <= set(
+            scores
+        )
+        assert isinstance(scores["prompt"], str) and scores["prompt"]
+        for key in ("oIoU", "mIoU", "P@0.5", "AP50", "count_acc"):
+            v = scores[key]
+            assert v is None or 0.0 <= v <= 1.0, (key, v)
+        assert scores["mIoU"] is not None and scores["P@0.5"] is not None
+
+
+# The default model has no trained weights yet and says so on every load.
+_UNTRAINED = pytest.mark.filterwarnings("ignore:remotesam-lite. no trained weights")
+
+
+@pytest.mark.slow
+@_UNTRAINED
+@pytest.mark.parametrize(
+    ("name", "extra", "images"),
+    [
+        ("coco", ["--limit", "2", "--prompt", "Aircrafts=planes on the apron"], 2),
+        ("yolo", ["--limit", "1"], 1),
+        ("dota", ["--tile", "600"], 1),  # 712 x 557: predicted in 2 windows
+        ("isaid", [], 1),
+        ("vaihingen", [], 1),
+    ],
+)
+def test_cli_end_to_end(
+    capsys: pytest.CaptureFixture[str], name: str, extra: list[str], images: int
+) -> None:
+    report = _run_cli(
+        capsys,
+        "--data",
+        str(SETS[name]),
+        "--format",
+        FORMAT[name],
+        "--negative",
+        "tennis courts",
+        *extra,
+    )
+    _check_ranges(report, images)
+    negatives = report["negatives"]
+    assert isinstance(negatives, dict)
+    assert set(negatives) == {"tennis courts"}
+    assert 0.0 <= negatives["tennis courts"]["empty_rate"] <= 1.0
+    cats = report["categories"]
+    assert isinstance(cats, dict)
+    if name == "coco":  # the data set's own label maps onto the canonical class
+        assert cats["plane"]["prompt"] == "planes on the apron"
+        table = load_dataset(SETS["coco"], "coco")
+        first_two = set(table.images["image"].head(2))
+        assert cats["plane"]["objects"] == int(table.instances["image"].isin(first_two).sum())
+    if name == "vaihingen":
+        assert cats["impervious"]["AP50"] is None and cats["impervious"]["count_acc"] is None
+
+
+@pytest.mark.slow
+def test_cli_console_script_prints_json_last(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "geosam",
+            "evaluate",
+            "--data",
+            str(SETS["yolo"]),
+            "--format",
+            "yolo",
+            "--limit",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    _check_ranges(json.loads(proc.stdout.strip().splitlines()[-1]), 1)
+    assert "evaluate" in proc.stderr  # the progress bar
+
+
+@_UNTRAINED
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--prompt", "planes"], "KEY=VALUE"),
+        (["--prompt", "helicopter=choppers"], "not in the data"),
+        (["--limit", "0"], "--limit"),
+    ],
+)
+def test_cli_errors(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    code = main(["evaluate", "--data", str(SETS["yolo"]), "--format", "yolo", *args])
+    assert code == 1
+    assert message in capsys.readouterr().err
