@@ -158,6 +158,10 @@ def segment(
     result = result.rename("mask" if threshold is not None else "probability")
     if single:
         result = result.isel({PROMPT_DIM: 0})
+    if result.rio.crs is not None:
+        # keep the input's spatial_ref coordinate as it is (odc-geo and rioxarray give it different
+        # values, which clash when results are combined), only record it as the grid mapping
+        return result.rio.write_grid_mapping(image.rio.grid_mapping)
     crs = image.rio.crs
     return result.rio.write_crs(crs) if crs is not None else result
 

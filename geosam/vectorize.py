@@ -66,7 +66,8 @@ def _chunk_shapes(
     from affine import Affine
     from scipy import ndimage
 
-    fg, prob = _foreground(np.asarray(block), threshold, is_mask)
+    block = np.asarray(block)
+    fg, prob = _foreground(block.reshape(block.shape[-2:]), threshold, is_mask)
     labels, count = ndimage.label(fg)  # default structure: 4-connectivity, as rasterio's shapes
     labels = labels.astype(np.int32)
     pixels = np.bincount(labels.ravel(), minlength=count + 1)

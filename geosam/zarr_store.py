@@ -251,7 +251,6 @@ def _finish(store: Any, n_blocks: int) -> None:
         )
     del group[DONE_VAR]
     group.attrs[COMPLETE_ATTR] = True  # last: from here on the store is presented as complete
-    zarr.consolidate_metadata(store)
 
 
 def open_result(store: str | os.PathLike[str] | Any, **kwargs: Mapping[str, Any]) -> xr.DataArray:
@@ -280,7 +279,7 @@ def open_result(store: str | os.PathLike[str] | Any, **kwargs: Mapping[str, Any]
             f"{store} is incomplete ({written} of {total} chunks written): its job was interrupted or is still "
             "running; run the same job again to resume it"
         )
-    ds = xr.open_zarr(store, decode_coords="all", **kwargs)  # type: ignore[arg-type]
+    ds = xr.open_zarr(store, decode_coords="all", consolidated=False, **kwargs)  # type: ignore[arg-type]
     names = [v for v in ds.data_vars if v != DONE_VAR]
     if len(names) != 1:
         raise InputError(f"{store} holds {len(names)} data variables, expected one result: {names}")
