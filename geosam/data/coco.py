@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,9 @@ def _geometry(ann: Mapping[str, Any], height: int, width: int) -> tuple[shapely.
         rle = seg
         if isinstance(rle.get("counts"), list):
             rle = mask_utils.frPyObjects(rle, *rle["size"])
-        decoded = np.asarray(mask_utils.decode(rle), dtype=bool)
+        with warnings.catch_warnings():  # pycocotools' numpy-2 copy-keyword deprecation notice
+            warnings.simplefilter("ignore", DeprecationWarning)
+            decoded = np.asarray(mask_utils.decode(rle), dtype=bool)
         return mask_to_geometry(decoded), "mask"
     if isinstance(seg, list) and seg and isinstance(seg[0], list):
         polys = [Polygon(np.asarray(p, float).reshape(-1, 2)) for p in seg if len(p) >= 6]

@@ -43,7 +43,8 @@ class Augment:
 
     full_view: float = 0.35
     crop_scale: tuple[float, float] = (0.45, 1.0)
-    flip: bool = True
+    hflip: float = 0.5
+    vflip: float = 0.5
     rot90: bool = True
     brightness: float = 0.2
     contrast: float = 0.2
@@ -166,10 +167,10 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         sx, sy = size / (window[2] - window[0]), size / (window[3] - window[1])
         matrix = np.array([[sx, 0.0, -window[0] * sx], [0.0, sy, -window[1] * sy], [0, 0, 1]])
         if aug is not None and rng is not None:
-            if aug.flip and rng.random() < 0.5:  # horizontal: x -> S - x
+            if rng.random() < aug.hflip:  # horizontal: x -> S - x
                 pixels = pixels[:, ::-1]
                 matrix = np.array([[-1.0, 0, size], [0, 1, 0], [0, 0, 1]]) @ matrix
-            if aug.flip and rng.random() < 0.5:  # vertical: y -> S - y
+            if rng.random() < aug.vflip:  # vertical: y -> S - y
                 pixels = pixels[::-1]
                 matrix = np.array([[1.0, 0, 0], [0, -1, size], [0, 0, 1]]) @ matrix
             k = int(rng.integers(4)) if aug.rot90 else 0
@@ -216,6 +217,8 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
 
 
 def _jitter(pixels: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
+    if not (aug.brightness or aug.contrast or aug.saturation or aug.grayscale):
+        return pixels
     x = pixels.astype(np.float32)
     x *= 1.0 + rng.uniform(-aug.brightness, aug.brightness)
     mean = x.mean()

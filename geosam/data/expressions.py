@@ -383,8 +383,10 @@ def refresh(
     else:
         candidates = count_expressions(objs, expr.class_name)
     same_attr = [e for e in candidates if e.targets == expr.targets and e.attr == expr.attr]
+    # "left" -> "right", "leftmost" -> "rightmost": the same kind of words for the same referent.
+    same_family = [e for e in candidates if e.targets == expr.targets and e.attr.endswith("most") == expr.attr.endswith("most")]
     same_target = [e for e in candidates if e.targets == expr.targets]
-    for group in (same_attr, same_target, candidates):
+    for group in (same_attr, same_family, same_target, candidates):
         if group:
             chosen = group[int(rng.integers(len(group)))]
             if chosen.attr == expr.attr and chosen.anchor == expr.anchor and chosen.targets == expr.targets:

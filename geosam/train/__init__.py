@@ -1,0 +1,22 @@
+"""Training: RemoteSAM's loss, AdamW with a poly schedule, AMP, DistributedDataParallel,
+resumable checkpoints and per-epoch validation, over a triplet dataset from :mod:`geosam.data`.
+
+>>> from geosam.train import TrainConfig, train
+>>> train(TrainConfig(data="triplets", out="runs/lite", epochs=2))   # doctest: +SKIP
+"""
+
+from geosam.train.loss import LossParts, dice_loss, segmentation_loss
+from geosam.train.metrics import SegmentationMeter
+from geosam.train.trainer import TrainConfig, TrainResult, build_network, evaluate_triplets, train
+
+__all__ = [
+    "LossParts",
+    "SegmentationMeter",
+    "TrainConfig",
+    "TrainResult",
+    "build_network",
+    "dice_loss",
+    "evaluate_triplets",
+    "segmentation_loss",
+    "train",
+]

@@ -1,0 +1,487 @@
+"""The training loop: one function, :func:`train`, driven by a :class:`TrainConfig`.
+
+It runs the same on one CPU, one GPU, or many GPUs under ``torchrun`` (DistributedDataParallel), and
+can be interrupted at any time (Ctrl-C, SIGTERM, ``max_steps``): it then writes its state, and the
+same call with ``resume=True`` continues to exactly the weights an uninterrupted run gives.
+
+Files in ``out``: ``config.json`` (the run's settings), ``log.jsonl`` (steps and epochs with their
+metrics), ``last.safetensors`` / ``best.safetensors`` (geosam checkpoints, best by validation oIoU),
+``resume.pt`` (optimizer, schedule, position and random state; plain tensors, read with
+``weights_only=True``).
+
+>>> result = train(TrainConfig(data="triplets", out="runs/lite", epochs=2, batch_size=4))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from geosam.data.dataset import TripletDataset
+from geosam.errors import CheckpointError, InputError
+from geosam.model.base import PromptSegmenter
+from geosam.model.checkpoint import (
+    load_weights,
+    read_checkpoint,
+    read_official_checkpoint,
+    save_checkpoint,
+)
+from geosam.model.predictor import resolve_device, resolve_precision
+from geosam.model.registry import create
+from geosam.train.distributed import DistInfo, EpochSampler, barrier, init_distributed
+from geosam.train.loss import segmentation_loss
+from geosam.train.metrics import SegmentationMeter
+
+RESUME_FILE = "resume.pt"
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (the ``geosam train`` options)."""
+
+    data: str
+    out: str
+    model: str = "remotesam-lite"
+    input_size: int | None = None
+    init: str | None = None
+    resume: bool = False
+    epochs: int = 10
+    batch_size: int = 8
+    accumulate: int = 1
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    poly_power: float = 0.9
+    lr_mult: dict[str, float] = field(default_factory=dict)
+    freeze: tuple[str, ...] = ()
+    clip_grad: float | None = None
+    precision: str = "auto"
+    device: str = "auto"
+    threads: int | None = None
+    workers: int = 0
+    seed: int = 0
+    balance: float | None = 0.5
+    augment: bool = True
+    train_splits: tuple[str, ...] = ("train",)
+    train_limit: int | None = None
+    val_splits: tuple[str, ...] = ("valid",)
+    val_limit: int | None = None
+    val_every: int = 1
+    val_batch_size: int | None = None
+    save_every: int = 0
+    log_every: int = 10
+    max_steps: int | None = None
+    class_weights: tuple[float, float] = (0.9, 1.1)
+    dice_weight: float = 0.1
+    find_unused_parameters: bool | None = None
+    sync_bn: bool = True
+    progress: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    network: PromptSegmenter
+    out: Path
+    history: list[dict[str, Any]]
+    completed: bool
+    global_step: int
+
+
+# -- building blocks ----------------------------------------------------------------------------
+def build_network(name: str, *, input_size: int | None = None, init: str | None = None) -> PromptSegmenter:
+    """``create(name)`` (with ``input_size`` if given), initialised from ``init``: a geosam
+    ``.safetensors`` checkpoint, or an official ``.pth`` (e.g. ``RemoteSAMv1.pth`` for remotesam-v1)."""
+    overrides = {"input_size": input_size} if input_size is not None else {}
+    if init is not None and str(init).endswith(".safetensors"):
+        config, state = read_checkpoint(init)
+        if config.get("arch") != name:
+            raise CheckpointError(f"{init} holds a {config.get('arch')!r} checkpoint, not {name!r}")
+        net = create(name, **{**config.get("config", {}), **overrides})
+        load_weights(net, state, source=str(init))
+        return net
+    net = create(name, **overrides)
+    if init is not None:
+        load_weights(net, read_official_checkpoint(init), source=str(init))
+    return net
+
+
+def param_groups(
+    net: nn.Module, *, lr: float, weight_decay: float, lr_mult: Mapping[str, float]
+) -> list[dict[str, Any]]:
+    """AdamW groups: per learning-rate multiplier (longest matching name prefix), with no weight
+    decay on biases and normalisation weights."""
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    names: dict[tuple[float, bool], list[str]] = {}
+    for name, p in net.named_parameters():
+        if not p.requires_grad:
+            continue
+        matches = [k for k in lr_mult if name.startswith(k)]
+        mult = lr_mult[max(matches, key=len)] if matches else 1.0
+        key = (mult, p.ndim > 1)
+        groups.setdefault(key, []).append(p)
+        names.setdefault(key, []).append(name)
+    if not groups:
+        raise InputError("no trainable parameters: is everything frozen?")
+    return [
+        {"params": ps, "lr": lr * mult, "weight_decay": weight_decay if decay else 0.0, "lr_mult": mult}
+        for (mult, decay), ps in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1]))
+    ]
+
+
+def poly_schedule(total_steps: int, *, warmup_steps: int = 0, power: float = 0.9) -> Any:
+    """LR factor of a step: linear warmup, then ``(1 - t / T) ** power`` (RemoteSAM's poly decay)."""
+
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = min(step, total_steps) / max(total_steps, 1)
+        return max(1.0 - t, 0.0) ** power
+
+    return factor
+
+
+def unused_parameters(net: PromptSegmenter, device: torch.device) -> set[str]:
+    """Names of trainable parameters that get no gradient from a forward pass (dead branches, such as
+    the gates after the last fusion stage), found on a copy of the network with one dummy batch."""
+    from geosam.model.text import tokenize
+
+    probe = copy.deepcopy(net).to(device).train()
+    ids, mask = tokenize(["probe"], net.max_tokens)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        pixels = torch.zeros(1, 3, net.input_size, net.input_size, device=device)
+        probe(pixels, ids.to(device), mask.to(device)).float().sum().backward()
+    return {n for n, p in probe.named_parameters() if p.requires_grad and p.grad is None}
+
+
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    dtype = _AUTOCAST.get(precision)
+    return torch.autocast(device_type=device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate_triplets(
+    net: PromptSegmenter,
+    dataset: TripletDataset,
+    *,
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    progress: bool = False,
+) -> dict[str, float]:
+    """oIoU, mIoU and empty-mask accuracy of ``net`` on ``dataset`` (no augmentation), overall and
+    per expression kind and source (``size/oIoU``, ``ships_ge/mIoU`` ...)."""
+    device = torch.device(device)
+    was_training = net.training
+    net.eval()
+    meter = SegmentationMeter()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    kinds, sources = dataset.samples["kind"].tolist(), dataset.samples["source"].tolist()
+    for batch in tqdm(loader, desc="validating", leave=False, disable=not progress):
+        with _autocast(precision, device):
+            logits = net(batch["pixels"].to(device), batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        pred = logits.float().argmax(1).cpu()
+        groups = [[kinds[i], sources[i]] for i in batch["index"].tolist()]
+        meter.update(pred, batch["mask"], groups)
+    net.train(was_training)
+    return meter.result()
+
+
+# -- the loop -----------------------------------------------------------------------------------
+class _Stop:
+    """Turns SIGINT/SIGTERM into a request to stop at the next step boundary."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        with contextlib.suppress(ValueError):  # not the main thread: no signal handling
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _unwrap(model: nn.Module) -> PromptSegmenter:
+    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    assert isinstance(inner, PromptSegmenter)
+    return inner
+
+
+def _broadcast_buffers(net: nn.Module, dinfo: DistInfo) -> None:
+    """Give every rank rank 0's buffers (BatchNorm statistics drift apart between DDP's per-forward
+    broadcasts), so that all ranks hold the very weights that rank 0 saves."""
+    if dinfo.enabled:
+        for buf in net.buffers():
+            torch.distributed.broadcast(buf, 0)
+
+
+def _trainable_state(net: PromptSegmenter) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items() if not k.startswith(net.external_weights)}
+
+
+def _save_resume(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _load_resume(path: Path) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a torn or foreign file: say which
+        raise CheckpointError(f"cannot read the resume state {path}: {err}") from err
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path} is not a geosam resume state")
+    return state
+
+
+def _batches(loader: Iterator[dict[str, Any]], accumulate: int) -> Iterator[list[dict[str, Any]]]:
+    group: list[dict[str, Any]] = []
+    for batch in loader:
+        group.append(batch)
+        if len(group) == accumulate:
+            yield group
+            group = []
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train ``config.model`` on the triplet dataset ``config.data`` (see the module docstring)."""
+    cfg = config
+    out = Path(cfg.out)
+    device = resolve_device(cfg.device)
+    dinfo = init_distributed(device.type)
+    if device.type == "cuda":
+        device = torch.device("cuda", dinfo.local_rank)
+        torch.cuda.set_device(device)
+    precision = resolve_precision(cfg.precision, device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+
+    net = build_network(cfg.model, input_size=cfg.input_size, init=cfg.init)
+    for name, p in net.named_parameters():
+        if cfg.freeze and name.startswith(tuple(cfg.freeze)):
+            p.requires_grad_(False)
+    net.to(device)
+    net.train()
+    if dinfo.enabled and cfg.find_unused_parameters is None:
+        dead = unused_parameters(net, device)
+        for name, p in net.named_parameters():
+            if name in dead:
+                p.requires_grad_(False)  # DDP would wait forever for their gradients
+        if dead and dinfo.is_main:
+            print(f"geosam train: {len(dead)} parameters get no gradient and stay frozen: {sorted(dead)[:4]} ...")
+
+    train_ds = TripletDataset.for_network(cfg.data, net, list(cfg.train_splits), augment=cfg.augment, seed=cfg.seed,
+                                         limit=cfg.train_limit)
+    val_ds: TripletDataset | None = None
+    if cfg.val_splits:
+        try:
+            val_ds = TripletDataset.for_network(cfg.data, net, list(cfg.val_splits), limit=cfg.val_limit)
+        except InputError:
+            warnings.warn(f"no samples in validation split(s) {cfg.val_splits}: validation is skipped", stacklevel=2)
+    weights = train_ds.sample_weights(cfg.balance) if cfg.balance is not None else None
+    sampler = EpochSampler(len(train_ds), weights=weights, rank=dinfo.rank, world_size=dinfo.world_size, seed=cfg.seed)
+    micro_per_epoch = (len(train_ds) // dinfo.world_size) // cfg.batch_size
+    steps_per_epoch = micro_per_epoch // cfg.accumulate
+    if steps_per_epoch < 1:
+        raise InputError(
+            f"{len(train_ds)} training samples over {dinfo.world_size} process(es) do not fill one step of "
+            f"batch size {cfg.batch_size} x accumulate {cfg.accumulate}"
+        )
+    total_steps = steps_per_epoch * cfg.epochs
+
+    optimizer = torch.optim.AdamW(param_groups(net, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_mult=cfg.lr_mult))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, poly_schedule(total_steps, warmup_steps=cfg.warmup_steps, power=cfg.poly_power)
+    )
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+    start_epoch, step_in_epoch, global_step, best = 0, 0, 0, -math.inf
+    history: list[dict[str, Any]] = []
+    resume_path = out / RESUME_FILE
+    if cfg.resume and resume_path.is_file():
+        state = _load_resume(resume_path)
+        missing, unexpected = net.load_state_dict(state["model"], strict=False)
+        bad = [k for k in missing if not k.startswith(net.external_weights)] + list(unexpected)
+        if bad:
+            raise CheckpointError(f"{resume_path} does not match {cfg.model}: {bad[:5]}")
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        start_epoch, step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
+        global_step, best = int(state["global_step"]), float(state["best"])
+        history = json.loads(state["history"])
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+    elif cfg.resume and dinfo.is_main:
+        print(f"geosam train: no {resume_path} yet, starting from scratch")
+
+    model: nn.Module = net
+    if dinfo.enabled:
+        if device.type == "cuda" and cfg.sync_bn:
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        model = nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=bool(cfg.find_unused_parameters),
+        )
+
+    log_file = out / "log.jsonl"
+    if dinfo.is_main:
+        (out / "config.json").write_text(json.dumps({**cfg.to_json(), "world_size": dinfo.world_size,
+                                                      "precision": precision, "device": str(device),
+                                                      "steps_per_epoch": steps_per_epoch,
+                                                      "train_samples": len(train_ds)}, indent=2) + "\n")
+
+    def log(record: dict[str, Any]) -> None:
+        if dinfo.is_main:
+            with log_file.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def resume_state(epoch: int, step: int) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "model": _trainable_state(net), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "epoch": epoch, "step_in_epoch": step, "global_step": global_step, "best": best,
+            "history": json.dumps(history), "rng_cpu": torch.get_rng_state(),
+        }
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
+        if device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(device)
+        return state
+
+    meta = {"data": {"path": str(cfg.data), "sources": train_ds.meta.get("sources", {})}, "model": cfg.model}
+
+    def checkpoint(name: str, **extra: Any) -> None:
+        if dinfo.is_main:
+            save_checkpoint(net, out / name, **meta, **extra)
+
+    completed = True
+    with _Stop() as stop:
+        for epoch in range(start_epoch, cfg.epochs):
+            skip = step_in_epoch * cfg.accumulate * cfg.batch_size
+            sampler.set_epoch(epoch, skip=skip)
+            train_ds.set_epoch(epoch)
+            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+            loader = torch.utils.data.DataLoader(
+                train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=True,
+                pin_memory=device.type == "cuda", generator=gen,
+            )
+            bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       disable=not (cfg.progress and dinfo.is_main), dynamic_ncols=True)
+            epoch_loss, epoch_n, t_last = 0.0, 0, time.perf_counter()
+            for group in _batches(iter(loader), cfg.accumulate):
+                if step_in_epoch >= steps_per_epoch:
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                parts_sum = np.zeros(3)
+                for k, batch in enumerate(group):
+                    sync = k == len(group) - 1 or not dinfo.enabled
+                    ctx = contextlib.nullcontext() if sync else model.no_sync()  # type: ignore[operator]
+                    with ctx:
+                        with _autocast(precision, device):
+                            logits = model(batch["pixels"].to(device, non_blocking=True),
+                                           batch["input_ids"].to(device), batch["attention_mask"].to(device))
+                        parts = segmentation_loss(logits, batch["mask"].to(device), class_weights=cfg.class_weights,
+                                                  dice_weight=cfg.dice_weight)
+                        loss = parts.total / len(group)
+                        if scaler is not None:
+                            scaler.scale(loss).backward()
+                        else:
+                            loss.backward()
+                    parts_sum += [parts.total.detach().item(), parts.ce.detach().item(), parts.dice.detach().item()]
+                if cfg.clip_grad:
+                    if scaler is not None:
+                        scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_([p for p in net.parameters() if p.requires_grad], cfg.clip_grad)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                scheduler.step()
+                global_step += 1
+                step_in_epoch += 1
+                total, ce, dice = parts_sum / len(group)
+                total, ce, dice = float(total), float(ce), float(dice)
+                epoch_loss += total
+                epoch_n += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{total:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+                if cfg.log_every and global_step % cfg.log_every == 0:
+                    now = time.perf_counter()
+                    log({"event": "step", "epoch": epoch, "step": step_in_epoch, "global_step": global_step,
+                         "loss": total, "ce": ce, "dice": dice, "lr": optimizer.param_groups[0]["lr"],
+                         "sec_per_step": (now - t_last) / cfg.log_every})
+                    t_last = now
+                stopping = stop.requested or (cfg.max_steps is not None and global_step >= cfg.max_steps)
+                if (cfg.save_every and global_step % cfg.save_every == 0) or stopping:
+                    if dinfo.is_main:
+                        _save_resume(resume_path, resume_state(epoch, step_in_epoch))
+                    checkpoint("last.safetensors", epoch=epoch, global_step=global_step)
+                if stopping and global_step < total_steps:
+                    completed = False
+                    break
+            bar.close()
+            if not completed:
+                _broadcast_buffers(net, dinfo)
+                log({"event": "stopped", "epoch": epoch, "global_step": global_step})
+                break
+            record: dict[str, Any] = {"event": "epoch", "epoch": epoch, "global_step": global_step,
+                                      "train_loss": epoch_loss / max(epoch_n, 1)}
+            last_epoch = epoch == cfg.epochs - 1
+            if val_ds is not None and dinfo.is_main and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
+                metrics = evaluate_triplets(net, val_ds, batch_size=cfg.val_batch_size or cfg.batch_size,
+                                            device=device, precision=precision, progress=cfg.progress)
+                record.update({f"val/{k}": v for k, v in metrics.items()})
+                if metrics.get("oIoU", -math.inf) > best:
+                    best = metrics["oIoU"]
+                    checkpoint("best.safetensors", epoch=epoch, global_step=global_step, metrics=metrics)
+            history.append(record)
+            log(record)
+            _broadcast_buffers(net, dinfo)
+            step_in_epoch = 0
+            checkpoint("last.safetensors", epoch=epoch, global_step=global_step)
+            if dinfo.is_main:
+                _save_resume(resume_path, resume_state(epoch + 1, 0))
+            barrier(dinfo)
+    barrier(dinfo)
+    return TrainResult(net, out, history, completed, global_step)
+
+
+def config_from_args(args: Sequence[tuple[str, Any]]) -> TrainConfig:
+    """A :class:`TrainConfig` from ``(field, value)`` pairs, ignoring ``None`` values."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in args if k in names and v is not None})

@@ -1,0 +1,125 @@
+"""Triplet datasets built from the real crops: files, provenance, splits, determinism, and the
+augmenting PyTorch dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from scipy import ndimage
+
+from geosam.data import Augment, TripletDataset
+from geosam.data.chips import chip_size_for_gsd, plan_windows
+from geosam.errors import InputError
+from geosam.model.text import tokenize
+from tests.data_fixtures import build_crops
+
+
+@pytest.fixture(scope="module")
+def triplets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("triplets")
+    build_crops(out)
+    return out
+
+
+def test_dataset_files_and_provenance(triplets: Path) -> None:
+    meta = json.loads((triplets / "dataset.json").read_text())
+    samples = pd.read_parquet(triplets / "samples.parquet")
+    chips = pd.read_parquet(triplets / "chips.parquet")
+    assert meta["total"] == len(samples) and set(meta["sources"]) == set(samples.source)
+    assert set(samples.split) == {"train", "valid", "heldout"}
+    assert set(samples[samples.source == "hrplanes"].split) == {"valid"}
+    assert {"class", "zero", "size", "position", "count"} <= set(samples.kind)
+    assert 0.15 < (samples.kind == "zero").mean() < 0.35
+    # Each mask file is the rasterised referent: empty exactly for absent classes.
+    for row in samples.sample(40, random_state=0).itertuples():
+        mask = np.asarray(Image.open(triplets / row.mask))
+        chip = chips.set_index("chip").loc[row.chip]
+        assert mask.shape == (chip.height, chip.width)
+        assert mask.any() == (row.kind != "zero") == (not row.empty)
+    assert samples.licence.str.len().min() > 0
+    # The heldout part of a scene never reaches a train chip.
+    dota = chips[chips.source == "dota"]
+    held = dota[dota.split == "heldout"]
+    train = dota[dota.split == "train"]
+    assert len(held) and len(train)
+    assert max(w[2] for w in train.window) <= min(w[0] for w in held.window)
+
+
+def test_build_is_deterministic(triplets: Path, tmp_path: Path) -> None:
+    build_crops(tmp_path / "again")
+    a = pd.read_parquet(triplets / "samples.parquet")
+    b = pd.read_parquet(tmp_path / "again" / "samples.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(InputError, match="not empty"):
+        build_crops(tmp_path / "again")
+
+
+def test_chip_planning_keeps_ground_resolution() -> None:
+    assert chip_size_for_gsd(0.15, 512) == 1024  # 0.15 m imagery: 1024 px chips stored at 512 -> 0.3 m
+    assert chip_size_for_gsd(0.5, 512) == 512  # coarser than the target: never upsampled
+    windows = plan_windows(1000, 600, 512, overlap=0.25, heldout_fraction=0.25)
+    assert {w.split for w in windows} == {"train", "heldout"}
+    assert all(w.x1 <= 750 for w in windows if w.split == "train")
+    assert all(w.x0 >= 750 for w in windows if w.split == "heldout")
+
+
+def test_items_are_normalised_and_tokenised(triplets: Path) -> None:
+    ds = TripletDataset(triplets, "valid", input_size=64, pixel_mean=(0.5, 0.5, 0.5), pixel_std=(0.25, 0.25, 0.25))
+    item = ds[0]
+    assert item["pixels"].shape == (3, 64, 64) and item["pixels"].dtype == torch.float32
+    assert item["mask"].shape == (64, 64) and item["mask"].dtype == torch.int64
+    ids, _ = tokenize([ds.samples.text[0]])
+    assert torch.equal(item["input_ids"], ids[0])
+    # No augmentation: the stored chip, resized, and the stored mask, resized.
+    chip = ds.chips.loc[ds.samples.chip[0]]
+    expect = np.asarray(Image.open(triplets / chip.path).convert("RGB").resize((64, 64), Image.Resampling.BILINEAR))
+    got = (item["pixels"].numpy().transpose(1, 2, 0) * 0.25 + 0.5) * 255
+    assert np.abs(got - expect).max() < 0.01
+    stored = np.asarray(Image.open(triplets / ds.samples["mask"][0]).resize((64, 64), Image.Resampling.NEAREST))
+    assert (stored != item["mask"].numpy().astype(bool)).mean() < 0.05
+
+
+def test_augmentation_is_reproducible_and_per_epoch(triplets: Path) -> None:
+    ds = TripletDataset(triplets, "train", input_size=96, augment=True, seed=3)
+    a, b = ds[5], ds[5]
+    assert torch.equal(a["pixels"], b["pixels"]) and torch.equal(a["mask"], b["mask"])
+    ds.set_epoch(1)
+    assert not torch.equal(ds[5]["pixels"], a["pixels"])
+
+
+def test_horizontal_flip_updates_position_words(triplets: Path) -> None:
+    flip = Augment(full_view=1.0, hflip=1.0, vflip=0.0, rot90=False, brightness=0, contrast=0, saturation=0,
+                   grayscale=0)
+    ds = TripletDataset(triplets, ["train", "valid", "heldout"], input_size=128, augment=flip, kinds=["position"])
+    words = {"left": "right", "right": "left", "leftmost": "rightmost", "rightmost": "leftmost",
+             "top left": "top right", "bottom left": "bottom right", "top right": "top left",
+             "bottom right": "bottom left"}
+    checked = 0
+    for i in range(len(ds)):
+        if ds.samples.attr[i] not in words:
+            continue
+        base, flipped = ds.view(i), ds.view(i, np.random.default_rng(0))
+        assert np.array_equal(flipped.image, base.image[:, ::-1])
+        assert flipped.expression.targets == base.expression.targets
+        assert flipped.expression.attr == words[base.expression.attr], (base.text, flipped.text)
+        # The same object, mirrored (up to pixel centres that fall exactly on its outline).
+        mirrored = base.mask[:, ::-1]
+        outline = ndimage.binary_dilation(mirrored) & ~ndimage.binary_erosion(mirrored)
+        assert not ((flipped.mask != mirrored) & ~outline).any()
+        assert (flipped.mask & mirrored).sum() > 0.5 * mirrored.sum()
+        checked += 1
+    assert checked >= 2
+
+
+def test_source_balance_weights(triplets: Path) -> None:
+    ds = TripletDataset(triplets, "train", input_size=64)
+    w = ds.sample_weights(0.0)
+    share = pd.Series(w).groupby(ds.samples.source).sum()
+    assert np.allclose(share, 1 / len(share))
+    assert np.allclose(ds.sample_weights(1.0), 1 / len(ds))

@@ -1,0 +1,112 @@
+"""Referring expressions from geometry: class, absent class, size, position, relation, count."""
+
+from __future__ import annotations
+
+import numpy as np
+from shapely.affinity import affine_transform
+from shapely.geometry import box
+
+from geosam.data.expressions import (
+    Expression,
+    Obj,
+    attribute_expressions,
+    class_text,
+    refresh,
+    sample_expressions,
+)
+from geosam.data.vocabulary import VOCABULARY
+
+
+def _ships() -> list[Obj]:
+    return [
+        Obj(0, "ship", box(20, 20, 40, 30)),  # 200 px, top left
+        Obj(1, "ship", box(200, 200, 240, 220)),  # 800 px, bottom right
+        Obj(2, "ship", box(120, 30, 137, 40)),  # 170 px, top middle
+    ]
+
+
+def _by(exprs: list[Expression], kind: str, attr: str) -> Expression:
+    hits = [e for e in exprs if e.kind == kind and e.attr == attr]
+    assert len(hits) == 1, (kind, attr, [(e.kind, e.attr) for e in exprs])
+    return hits[0]
+
+
+def test_size_position_count() -> None:
+    exprs = attribute_expressions(_ships(), 256, 256, np.random.default_rng(0))
+    assert _by(exprs, "size", "largest").targets == (1,)
+    largest = _by(exprs, "size", "largest")
+    assert "ship" in largest.text or "boat" in largest.text or "vessel" in largest.text
+    assert _by(exprs, "position", "top left").targets == (0,)
+    assert _by(exprs, "position", "bottom right").targets == (1,)
+    assert _by(exprs, "position", "rightmost").targets == (1,)
+    assert _by(exprs, "count", "3").targets == (0, 1, 2)
+    # 200 vs 170 px is not a clear enough margin for "the smallest".
+    assert not [e for e in exprs if e.attr == "smallest"]
+    # Two ships share the top band: "the ship at the top" would be ambiguous.
+    assert not [e for e in exprs if e.attr == "top"]
+
+
+def test_truncated_objects_are_not_referred_to() -> None:
+    objs = [Obj(0, "plane", box(0, 0, 100, 100), visible=0.5), Obj(1, "plane", box(200, 200, 210, 210))]
+    exprs = attribute_expressions(objs, 256, 256)
+    assert not [e for e in exprs if e.attr == "largest"]
+    assert _by(exprs, "size", "smallest").targets == (1,)
+
+
+def test_relation_needs_a_unique_anchor_and_a_clear_nearest() -> None:
+    objs = [Obj(0, "building", box(100, 100, 150, 150)), Obj(1, "small-vehicle", box(152, 120, 158, 130)),
+            Obj(2, "small-vehicle", box(10, 10, 16, 20))]
+    rel = [e for e in attribute_expressions(objs, 256, 256) if e.kind == "relation"]
+    assert [(e.class_name, e.targets, e.attr, e.anchor) for e in rel] == [("small-vehicle", (1,), "next to", "building")]
+    assert rel[0].text == "the car next to the building"
+
+
+def test_horizontal_flip_turns_left_into_right() -> None:
+    objs = [Obj(0, "plane", box(10, 100, 40, 130)), Obj(1, "plane", box(120, 100, 150, 130))]
+    left = _by(attribute_expressions(objs, 256, 256), "position", "left")
+    flipped = [Obj(o.id, o.class_name, affine_transform(o.geometry, [-1, 0, 0, 1, 256, 0])) for o in objs]
+    new = refresh(left, flipped, 256, 256, np.random.default_rng(0))
+    assert new.kind == "position" and new.attr == "right" and new.targets == (0,)
+    assert "right" in new.text and "left" not in new.text
+
+
+def test_refresh_falls_back_to_the_class_when_the_referent_is_gone() -> None:
+    objs = _ships()
+    largest = _by(attribute_expressions(objs, 256, 256), "size", "largest")
+    cropped = [o for o in objs if o.id != 1]  # a crop cut the largest ship away
+    new = refresh(largest, cropped, 256, 256, np.random.default_rng(0))
+    assert new.kind in ("size", "class") and 1 not in new.targets
+
+
+def test_sampling_gives_hard_negatives_about_a_quarter_of_the_time() -> None:
+    objs = [Obj(0, "ship", box(20, 20, 40, 30)), Obj(1, "ship", box(100, 150, 160, 170))]
+    absent = ["plane", "helicopter", "storage-tank", "tennis-court", "large-vehicle"]
+    kinds: list[str] = []
+    zero_classes: list[str] = []
+    for seed in range(200):
+        exprs = sample_expressions(objs, 256, 256, labelled=["ship"], known_absent=absent,
+                                   rng=np.random.default_rng(seed))
+        kinds += [e.kind for e in exprs]
+        zero_classes += [e.class_name for e in exprs if e.kind == "zero"]
+        assert all(e.targets == () for e in exprs if e.kind == "zero")
+        assert "ship" not in {e.class_name for e in exprs if e.kind == "zero"}
+    share = kinds.count("zero") / len(kinds)
+    assert 0.18 < share < 0.32
+    # Look-alikes of ships come first, but every known-absent class is used.
+    assert set(zero_classes) == set(absent)
+    look = sum(c in VOCABULARY["ship"].look_alikes for c in zero_classes) / len(zero_classes)
+    assert look > 0.6
+
+
+def test_groups_cover_their_members() -> None:
+    objs = [Obj(0, "small-vehicle", box(0, 0, 5, 5)), Obj(1, "large-vehicle", box(50, 50, 70, 60))]
+    exprs = sample_expressions(objs, 128, 128, labelled=["small-vehicle", "large-vehicle"], known_absent=[],
+                               rng=np.random.default_rng(0))
+    vehicle = [e for e in exprs if e.class_name == "vehicle"]
+    assert vehicle and vehicle[0].targets == (0, 1)
+
+
+def test_class_text_uses_synonyms() -> None:
+    rng = np.random.default_rng(0)
+    texts = {class_text("ship", rng) for _ in range(100)}
+    assert any("boat" in t for t in texts) and any("vessel" in t for t in texts) and any("ship" in t for t in texts)

@@ -1,0 +1,105 @@
+"""The training loop on remotesam-lite at a small input size: learning, exact resume after an
+interruption, DistributedDataParallel over two CPU processes, and the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+
+from geosam.cli import main
+from geosam.model.checkpoint import read_checkpoint
+from geosam.train import TrainConfig, train
+from tests.data_fixtures import DATA, build_crops
+
+SIZE = 64  # remotesam-lite runs at any multiple of 32; small keeps CPU steps short
+
+
+@pytest.fixture(scope="module")
+def triplets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("train_triplets")
+    build_crops(out)
+    return out
+
+
+def _config(data: Path, out: Path, **kw: Any) -> TrainConfig:
+    base: dict[str, Any] = dict(data=str(data), out=str(out), input_size=SIZE, batch_size=2, epochs=2,
+                                train_limit=8, val_splits=(), threads=1, progress=False, log_every=1, lr=1e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_lowers_the_loss(triplets: Path, tmp_path: Path) -> None:
+    result = train(_config(triplets, tmp_path, train_limit=4, batch_size=4, epochs=10, augment=False,
+                           balance=None, val_splits=("valid",), val_limit=4))
+    losses = [h["train_loss"] for h in result.history]
+    assert result.completed and len(losses) == 10
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert {"val/oIoU", "val/mIoU"} <= set(result.history[-1])
+    config, _ = read_checkpoint(tmp_path / "last.safetensors")
+    assert config["arch"] == "remotesam-lite" and config["config"]["input_size"] == SIZE
+    assert "ships_ge" in config["data"]["sources"]  # provenance and licences travel with the weights
+    assert (tmp_path / "best.safetensors").is_file()
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in log].count("epoch") == 10
+
+
+def test_resume_after_interruption_gives_the_same_weights(triplets: Path, tmp_path: Path) -> None:
+    full = train(_config(triplets, tmp_path / "full"))
+    stopped = train(_config(triplets, tmp_path / "cut", max_steps=3))  # stops inside the first epoch
+    assert not stopped.completed and stopped.global_step == 3
+    resumed = train(_config(triplets, tmp_path / "cut", resume=True))
+    assert resumed.completed and resumed.global_step == full.global_step == 8
+    a, b = full.network.state_dict(), resumed.network.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def _ddp_worker(rank: int, port: int, config: dict[str, Any], out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank))
+    result = train(TrainConfig(**config))
+    trained = {k: v.contiguous() for k, v in result.network.state_dict().items() if not k.startswith("text_encoder.")}
+    save_file(trained, os.path.join(out, f"rank{rank}.safetensors"))
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_cpu_processes_agree(triplets: Path, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = _config(triplets, tmp_path / "run", epochs=1).__dict__
+    mp.spawn(_ddp_worker, args=(port, config, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
+    for key in r0:
+        assert torch.equal(r0[key], r1[key]), key
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["world_size"] == 2
+    _, saved = read_checkpoint(tmp_path / "run" / "last.safetensors")  # what rank 0 wrote
+    assert all(torch.equal(saved[k], r0[k]) for k in r0)
+    # Both ranks took 2 steps of 2 samples each: the 8 samples of the epoch, split between them.
+    steps = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["global_step"] for r in steps if r["event"] == "step"] == [1, 2]
+
+
+def test_cli_prepare_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "ships_ge").symlink_to(DATA / "ships_ge" / "yolo")
+    assert main(["prepare", "--data-root", str(root), "--out", str(tmp_path / "ds"), "--sources", "ships_ge",
+                 "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["samples"] == {"ships_ge/train": summary["total"]}
+    args = ["train", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--input-size", str(SIZE),
+            "--epochs", "1", "--batch-size", "2", "--threads", "1", "--val-splits", "--quiet"]
+    assert main([*args, "--max-steps", "1"]) == 130
+    assert main([*args, "--resume"]) == 0
+    assert (tmp_path / "run" / "last.safetensors").is_file()
+    assert "done:" in capsys.readouterr().out

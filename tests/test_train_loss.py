@@ -1,0 +1,46 @@
+"""RemoteSAM's loss against a case computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from geosam.train import dice_loss, segmentation_loss
+
+
+def test_loss_matches_hand_computation() -> None:
+    # Pixel 0: logits (0, 0) -> p = (.5, .5), target 1. Pixel 1: logits (ln 3, 0) -> p = (.75, .25), target 0.
+    logits = torch.tensor([[[[0.0, math.log(3.0)]], [[0.0, 0.0]]]])
+    target = torch.tensor([[[1, 0]]])
+    ce = (1.1 * -math.log(0.5) + 0.9 * -math.log(0.75)) / (1.1 + 0.9)
+    dice_bg = 1 - (2 * 0.75) / (1.25 + 1)  # class 0: I = .75, sum p = 1.25, sum t = 1
+    dice_fg = 1 - (2 * 0.5) / (0.75 + 1)  # class 1: I = .5, sum p = .75, sum t = 1
+    parts = segmentation_loss(logits, target)
+    assert parts.ce.item() == pytest.approx(ce, rel=1e-5)
+    assert parts.dice.item() == pytest.approx(dice_bg + dice_fg, rel=1e-5)
+    assert parts.total.item() == pytest.approx(0.9 * ce + 0.1 * (dice_bg + dice_fg), rel=1e-5)
+
+
+def test_dice_sums_over_images_and_ignores_pixels() -> None:
+    logits = torch.randn(3, 2, 5, 5)
+    target = (torch.rand(3, 5, 5) > 0.5).long()
+    per_image = [dice_loss(logits[i : i + 1], target[i : i + 1]) for i in range(3)]
+    assert dice_loss(logits, target).item() == pytest.approx(sum(p.item() for p in per_image), rel=1e-5)
+    ignored = target.clone()
+    ignored[:, 0] = 255
+    a = segmentation_loss(logits, ignored)
+    b = segmentation_loss(logits[:, :, 1:], target[:, 1:])
+    assert a.ce.item() == pytest.approx(b.ce.item(), rel=1e-5)
+    assert a.dice.item() == pytest.approx(b.dice.item(), rel=1e-5)
+
+
+def test_perfect_prediction_has_low_loss_and_gradients_flow() -> None:
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    target[:, 2:5, 2:5] = 1
+    good = torch.stack([(1 - target) * 10.0, target * 10.0], 1).float().requires_grad_()
+    bad = torch.stack([target * 10.0, (1 - target) * 10.0], 1).float()
+    assert segmentation_loss(good, target).total < 0.01 < segmentation_loss(bad, target).total
+    segmentation_loss(good, target).total.backward()
+    assert good.grad is not None and torch.isfinite(good.grad).all()
