@@ -194,7 +194,7 @@ def to_geodataframe(
     others = [d for d in result.dims if d not in (ydim, xdim)]
     data = result.transpose(*others, ydim, xdim).data
     if not isinstance(data, dask.array.Array):
-        data = dask.array.from_array(np.asarray(data), chunks=(2048, 2048))
+        data = dask.array.from_array(np.asarray(data), chunks=(1,) * len(others) + (2048, 2048))
     # one 2-D grid of chunks per time step and prompt
     data = data.rechunk({k: 1 for k in range(len(others))})
     row_starts = np.cumsum((0, *data.chunks[-2]))
@@ -254,6 +254,10 @@ def _affine(xy: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def _scalar(value: Any) -> Any:
+    if isinstance(value, np.datetime64):
+        import pandas as pd
+
+        return pd.Timestamp(value)  # .item() would give integer nanoseconds
     return value.item() if isinstance(value, np.generic) else value
 
 

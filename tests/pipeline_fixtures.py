@@ -60,7 +60,8 @@ def landsat_scene(chunks: int = 256) -> xr.DataArray:
 def naip_time_series(chunks: int = 256) -> xr.Dataset:
     """Two NAIP dates as a Dataset with red/green/blue variables and a time dimension."""
     arrays = [naip_scene(i, chunks) for i in (0, -1)]
-    stacked = xr.concat(arrays, dim="time").assign_coords(
+    # the dates' grids differ by a metre or two: put the first date on the last one's grid
+    stacked = xr.concat(arrays[::-1], dim="time", join="override")[::-1].assign_coords(
         time=np.array(["2009-08-18", "2020-08-31"], dtype="datetime64[ns]")
     )
     ds = xr.Dataset(
