@@ -9,12 +9,14 @@ from typing import Any, Generic, TypeVar
 import xarray as xr
 
 from geosam.distributed import ModelLike, ModelRef
+from geosam.tasks.scene import SceneTasksMixin
 
 T = TypeVar("T", xr.Dataset, xr.DataArray)
 
 
-class _RemoteSAMAccessor(Generic[T]):
-    """What both accessors share: segmenting the scene they hold."""
+class _RemoteSAMAccessor(SceneTasksMixin, Generic[T]):
+    """What both accessors share: segmenting the scene they hold, and the tasks derived from it
+    (``detect``, ``semantic_segment``, ``ground``, ``count``, ...: geosam.tasks.scene)."""
 
     def __init__(self, obj: T) -> None:
         self._obj: T = obj

@@ -219,11 +219,22 @@ def nms(boxes: np.ndarray, iou_threshold: float = NMS_IOU) -> np.ndarray:
     [0, 2]
     """
     boxes = check_boxes(boxes)
+    if boxes.shape[1] == 6:
+        return polygon_nms(box_polygons(boxes), boxes[:, -1], iou_threshold)
     order = np.argsort(-boxes[:, -1], kind="stable")
-    if boxes.shape[1] == 5:
-        iou = box_iou(boxes[order], boxes[order])
-    else:
-        iou = _pairwise_polygon_iou(box_polygons(boxes[order]))
+    return _greedy(order, box_iou(boxes[order], boxes[order]), iou_threshold)
+
+
+def polygon_nms(
+    polygons: np.ndarray, scores: np.ndarray, iou_threshold: float = NMS_IOU
+) -> np.ndarray:
+    """:func:`nms` for shapely polygons of any shape (oriented boxes, boxes in a scene's CRS)."""
+    polygons = np.asarray(polygons, dtype=object)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    return _greedy(order, _pairwise_polygon_iou(polygons[order]), iou_threshold)
+
+
+def _greedy(order: np.ndarray, iou: np.ndarray, iou_threshold: float) -> np.ndarray:
     suppressed = np.zeros(len(order), dtype=bool)
     keep: list[int] = []
     for i in range(len(order)):
@@ -241,21 +252,33 @@ def nested_mask(boxes: np.ndarray) -> np.ndarray:
     [False, True]
     """
     boxes = check_boxes(boxes)
-    n = len(boxes)
-    if boxes.shape[1] == 5:
-        b = boxes
-        inside = (
-            (b[:, None, 0] >= b[None, :, 0])
-            & (b[:, None, 1] >= b[None, :, 1])
-            & (b[:, None, 2] <= b[None, :, 2])
-            & (b[:, None, 3] <= b[None, :, 3])
-        )
-    else:
-        polys = box_polygons(boxes)
-        # A tiny tolerance: corners computed with sin/cos are not exact.
-        inside = shapely.covers(shapely.buffer(polys[None, :], 1e-6), polys[:, None])
+    if boxes.shape[1] == 6:
+        return nested_polygons(box_polygons(boxes))
+    b = boxes
+    inside = (
+        (b[:, None, 0] >= b[None, :, 0])
+        & (b[:, None, 1] >= b[None, :, 1])
+        & (b[:, None, 2] <= b[None, :, 2])
+        & (b[:, None, 3] <= b[None, :, 3])
+    )
+    return _first_of_equals(inside)
+
+
+def nested_polygons(polygons: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
+    """Which polygons lie inside another (within ``tolerance``; of two equal ones, the later)."""
+    polygons = np.asarray(polygons, dtype=object)
+    if len(polygons) < 2:
+        return np.zeros(len(polygons), dtype=bool)
+    # The tolerance absorbs rounding: corners computed with sin/cos are not exact.
+    inside = shapely.covers(shapely.buffer(polygons[None, :], tolerance), polygons[:, None])
+    return _first_of_equals(inside)
+
+
+def _first_of_equals(inside: np.ndarray) -> np.ndarray:
+    """Rows inside any other column, keeping the first of mutually containing (equal) items."""
+    n = len(inside)
+    inside = inside.copy()
     np.fill_diagonal(inside, False)
-    # Of identical boxes keep the first: i is "inside" j for j < i only when j is not inside i.
     mutual = inside & inside.T
     inside &= ~(mutual & (np.arange(n)[:, None] < np.arange(n)[None, :]))
     return np.asarray(inside.any(axis=1))

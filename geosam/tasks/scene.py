@@ -1,0 +1,676 @@
+"""The tasks on georeferenced scenes: built on :func:`geosam.segment` and :func:`geosam.to_geodataframe`.
+
+Each class is one prompt of one lazy :func:`~geosam.segment` pass ("{class} in the image", as for
+images), so the scene is cut into blended windows and never held in memory whole. Objects are the
+regions :func:`~geosam.to_geodataframe` vectorizes chunk by chunk and merges across chunk borders,
+so an object lying across a border is counted once. The vectorizer's regions are 4-connected and
+include pixels at exactly the threshold (image tasks use 8-connected regions above it).
+
+* :func:`semantic_segment_scene`: a lazy label DataArray (argmax over classes, 0 = none, 255 = nodata);
+* :func:`detect_scene`: a GeoDataFrame of boxes in the scene's CRS (mask-to-box: confidence floor,
+  nested boxes dropped, NMS per class and time step);
+* :func:`ground_scene`: the union box of what an expression refers to, per time step;
+* :func:`count_scene`: objects per class, per time step or per region;
+* :func:`class_scores_scene`, :func:`classify_regions`: ``lambda * max + (1 - lambda) * mean`` of the
+  probability per class over the scene or over each region, and the best class of each region;
+* :func:`detect_changes_scene`: objects that appeared or disappeared between two time steps.
+
+The same functions are methods of the ``.remotesam`` accessor (:class:`SceneTasksMixin`).
+
+>>> labels = geosam.tasks.scene.semantic_segment_scene(ds, ["building", "road", "water"])  # doctest: +SKIP
+>>> boxes = ds.remotesam.detect(["ship", "harbor"])                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import dask
+import numpy as np
+import pandas as pd
+import shapely
+import xarray as xr
+
+from geosam.errors import InputError, PromptError
+from geosam.model.text import normalize_prompts
+from geosam.tasks._probs import CLASS_TEMPLATE, check_classes, class_prompts
+from geosam.tasks.boxes import MIN_SCORE, NMS_IOU, nested_polygons, polygon_nms
+from geosam.tasks.classification import CLASS_THRESHOLD, MULTI_LABEL_BALANCE
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+#: Label of nodata pixels in a scene label map.
+LABEL_NODATA = 255
+PROMPT_DIM = "prompt"
+
+
+# -- probabilities -------------------------------------------------------------------------------
+
+
+def class_probabilities_scene(
+    obj: xr.Dataset | xr.DataArray,
+    classes: str | Sequence[str],
+    *,
+    template: str = CLASS_TEMPLATE,
+    **segment_kwargs: Any,
+) -> xr.DataArray:
+    """Lazy probabilities of each class, with a ``class`` coordinate along the ``prompt`` dim."""
+    from geosam.segment import segment
+
+    names = check_classes(classes)
+    probs = segment(obj, class_prompts(names, template), **segment_kwargs)
+    return probs.assign_coords({"class": (PROMPT_DIM, np.array(names, dtype=object))})
+
+
+def _class_names(probs: xr.DataArray) -> list[str]:
+    if PROMPT_DIM not in probs.dims:
+        raise InputError(
+            f"class probabilities need a {PROMPT_DIM!r} dimension, got dims {probs.dims}"
+        )
+    if "class" in probs.coords and probs["class"].ndim == 1:
+        return [str(c) for c in probs["class"].values]
+    return [str(p) for p in probs[PROMPT_DIM].values]
+
+
+def _with_prompt_dim(prob: xr.DataArray) -> xr.DataArray:
+    """A one-prompt result with its ``prompt`` dimension (``segment(obj, "x")`` makes it scalar)."""
+    if PROMPT_DIM in prob.dims:
+        return prob
+    prob = prob.drop_vars("class", errors="ignore")
+    if PROMPT_DIM in prob.coords:
+        return prob.expand_dims(PROMPT_DIM)
+    return prob.expand_dims({PROMPT_DIM: [str(prob.attrs.get("prompt", prob.name or "prompt"))]})
+
+
+def _spatial_dims(probs: xr.DataArray) -> tuple[Hashable, Hashable]:
+    try:
+        return probs.rio.y_dim, probs.rio.x_dim
+    except Exception as err:
+        raise InputError(f"cannot find the spatial dimensions of dims {probs.dims}: {err}") from err
+
+
+# -- semantic segmentation ----------------------------------------------------------------------
+
+
+def labels_from_scene_probs(probs: xr.DataArray, threshold: float = 0.5) -> xr.DataArray:
+    """Label map of class probabilities (``prompt`` dim): ``i + 1`` where class ``i`` is the most
+    probable and above ``threshold``, 0 where none is, 255 where the scene has no data. Lazy.
+
+    The result is uint8 with CF ``flag_values`` / ``flag_meanings`` attributes naming the classes.
+    """
+    names = _class_names(probs)
+    if len(names) >= LABEL_NODATA:
+        raise InputError(
+            f"at most {LABEL_NODATA - 1} classes fit a uint8 label map, got {len(names)}"
+        )
+
+    def label(block: np.ndarray) -> np.ndarray:
+        # block: (..., P, y, x) with the prompt axis whole; NaN = nodata
+        valid = ~np.isnan(block).all(axis=-3)
+        filled = np.where(np.isnan(block), -1.0, block)
+        best = filled.argmax(axis=-3)
+        conf = np.take_along_axis(filled, best[..., None, :, :], axis=-3)[..., 0, :, :]
+        out = np.where(conf > threshold, best + 1, 0).astype(np.uint8)
+        out[~valid] = LABEL_NODATA
+        return out
+
+    moved = probs.transpose(
+        *[d for d in probs.dims if d != PROMPT_DIM][:-2], PROMPT_DIM, *_spatial_dims(probs)
+    )
+    data = moved.data
+    if isinstance(data, dask.array.Array):
+        data = data.rechunk({moved.get_axis_num(PROMPT_DIM): -1})
+        labels = data.map_blocks(label, drop_axis=moved.get_axis_num(PROMPT_DIM), dtype=np.uint8)
+    else:
+        labels = label(np.asarray(data))
+    dims = [d for d in moved.dims if d != PROMPT_DIM]
+    coords = {k: v for k, v in moved.coords.items() if PROMPT_DIM not in v.dims}
+    out = xr.DataArray(labels, dims=dims, coords=coords, name="label")
+    out.attrs.update(
+        long_name="class label",
+        flag_values=list(range(len(names) + 1)),
+        flag_meanings=" ".join(["none", *(n.replace(" ", "_") for n in names)]),
+        classes=list(names),
+        nodata=LABEL_NODATA,
+        threshold=threshold,
+    )
+    grid_mapping = probs.encoding.get("grid_mapping") or probs.attrs.get("grid_mapping")
+    if grid_mapping is None and "spatial_ref" in out.coords:
+        grid_mapping = "spatial_ref"
+    if grid_mapping is not None:
+        out = out.rio.write_grid_mapping(grid_mapping)
+    return out
+
+
+def semantic_segment_scene(
+    obj: xr.Dataset | xr.DataArray,
+    classes: str | Sequence[str],
+    *,
+    threshold: float = 0.5,
+    template: str = CLASS_TEMPLATE,
+    **segment_kwargs: Any,
+) -> xr.DataArray:
+    """Lazy uint8 label map of a scene: 0 = no class confident, ``i + 1`` = ``classes[i]``,
+    255 = nodata; on the scene's grid and CRS, with the scene's other dims (``time``) first.
+
+    ``segment_kwargs`` go to :func:`geosam.segment` (``model``, ``tile``, ``overlap``, ...).
+
+    >>> labels = semantic_segment_scene(ds, ["building", "road", "water"]).compute()  # doctest: +SKIP
+    >>> labels.attrs["flag_meanings"]                                              # doctest: +SKIP
+    'none building road water'
+    """
+    probs = class_probabilities_scene(obj, classes, template=template, **segment_kwargs)
+    return labels_from_scene_probs(probs, threshold)
+
+
+# -- objects -------------------------------------------------------------------------------------
+
+
+def _objects(probs: xr.DataArray, threshold: float, progress: bool) -> gpd.GeoDataFrame:
+    """Seam-merged object polygons of every class and time step, with a ``class`` column."""
+    from geosam.vectorize import to_geodataframe
+
+    names = _class_names(probs)
+    if PROMPT_DIM not in probs.dims:
+        raise InputError(f"class probabilities need a {PROMPT_DIM!r} dimension")
+    # The vectorizer labels rows by prompt; map prompts back to class names.
+    by_prompt = dict(zip([str(p) for p in probs[PROMPT_DIM].values], names, strict=True))
+    plain = probs.drop_vars("class", errors="ignore")
+    if not isinstance(plain.data, dask.array.Array):  # the vectorizer works chunk by chunk
+        plain = plain.chunk({d: 1 for d in plain.dims[:-2]})
+    gdf = to_geodataframe(plain, threshold=threshold, geometry="polygon", progress=progress)
+    gdf.insert(0, "class", gdf["prompt"].map(by_prompt))
+    if "time" in gdf.columns and np.issubdtype(probs["time"].dtype, np.datetime64):
+        gdf["time"] = pd.to_datetime(gdf["time"])  # the vectorizer gives datetimes as integers
+    return gdf
+
+
+def _group_keys(gdf: gpd.GeoDataFrame) -> list[str]:
+    return [c for c in ("class", "time") if c in gdf.columns]
+
+
+def _filter_objects(
+    objects: gpd.GeoDataFrame, *, oriented: bool, min_score: float, nms_iou: float | None
+) -> gpd.GeoDataFrame:
+    """Boxes of the objects after the M2B rules, per class and time step, best first."""
+    polygons = objects.geometry.values
+    boxes = shapely.oriented_envelope(polygons) if oriented else shapely.envelope(polygons)
+    out = objects.set_geometry(list(boxes), crs=objects.crs)
+    out = out[~(out["score"] < min_score)]  # masks (NaN score) are kept
+    keep: list[Any] = []
+    for _, group in out.groupby(_group_keys(out), sort=False, dropna=False):
+        geoms = np.asarray(group.geometry.values, dtype=object)
+        scores = group["score"].fillna(1.0).to_numpy()
+        idx = np.flatnonzero(~nested_polygons(geoms))
+        if nms_iou is not None and len(idx) > 1:
+            idx = idx[polygon_nms(geoms[idx], scores[idx], nms_iou)]
+        else:
+            idx = idx[np.argsort(-scores[idx], kind="stable")]
+        keep.extend(group.index[idx])
+    return out.loc[keep].reset_index(drop=True)
+
+
+def detections_from_scene_probs(
+    probs: xr.DataArray,
+    *,
+    threshold: float = 0.5,
+    oriented: bool = False,
+    min_score: float = MIN_SCORE,
+    nms_iou: float | None = NMS_IOU,
+    progress: bool = False,
+) -> gpd.GeoDataFrame:
+    """:func:`detect_scene` on class probabilities already computed (``prompt`` dim)."""
+    objects = _objects(probs, threshold, progress)
+    return _filter_objects(objects, oriented=oriented, min_score=min_score, nms_iou=nms_iou)
+
+
+def detect_scene(
+    obj: xr.Dataset | xr.DataArray,
+    classes: str | Sequence[str],
+    *,
+    oriented: bool = False,
+    threshold: float = 0.5,
+    template: str = CLASS_TEMPLATE,
+    progress: bool = False,
+    **segment_kwargs: Any,
+) -> gpd.GeoDataFrame:
+    """Boxes of every class in the scene's CRS, one row per object.
+
+    Columns: ``class``, ``prompt``, ``time`` (for a time series), ``score`` (mean probability of the
+    object), ``pixels``, ``area`` (of the object, CRS units squared) and ``geometry``: the object's
+    bounding box (``oriented=True``: its minimum rotated rectangle). Objects whose score is under
+    0.01 are dropped, then boxes inside other boxes, then overlapping boxes (NMS at IoU 0.5), per
+    class and time step. Rows are best first within each group.
+
+    >>> gdf = detect_scene(ds, ["ship", "harbor"])            # doctest: +SKIP
+    >>> gdf.to_parquet("ships.parquet")                        # GeoParquet with the CRS
+    """
+    probs = class_probabilities_scene(obj, classes, template=template, **segment_kwargs)
+    return detections_from_scene_probs(
+        probs, threshold=threshold, oriented=oriented, progress=progress
+    )
+
+
+def ground_from_scene_prob(
+    prob: xr.DataArray,
+    *,
+    threshold: float = 0.5,
+    min_score: float = MIN_SCORE,
+    progress: bool = False,
+) -> gpd.GeoDataFrame:
+    """:func:`ground_scene` on a probability DataArray already computed."""
+    import geopandas as gpd
+
+    if PROMPT_DIM not in prob.dims:
+        prob = (
+            prob.expand_dims(PROMPT_DIM)
+            if PROMPT_DIM in prob.coords
+            else prob.expand_dims({PROMPT_DIM: ["expression"]})
+        )
+    objects = _objects(prob, threshold, progress)
+    objects = objects[~(objects["score"] < min_score)]
+    rows: list[dict[str, Any]] = []
+    keys = [k for k in ("time",) if k in objects.columns]
+    groups = objects.groupby(keys, sort=True) if keys else [((), objects)]
+    for key, group in groups:
+        if group.empty:
+            continue
+        pixels = group["pixels"].to_numpy()
+        row: dict[str, Any] = {"prompt": group["prompt"].iloc[0]}
+        if keys:
+            row["time"] = key[0] if isinstance(key, tuple) else key
+        row.update(
+            score=float(np.nansum(group["score"].to_numpy() * pixels) / pixels.sum()),
+            objects=len(group),
+            pixels=int(pixels.sum()),
+            geometry=shapely.box(*shapely.total_bounds(group.geometry.values)),
+        )
+        rows.append(row)
+    columns = ["prompt", *keys, "score", "objects", "pixels", "geometry"]
+    return gpd.GeoDataFrame(rows, columns=columns, geometry="geometry", crs=objects.crs)
+
+
+def ground_scene(
+    obj: xr.Dataset | xr.DataArray,
+    expression: str,
+    *,
+    threshold: float = 0.5,
+    progress: bool = False,
+    **segment_kwargs: Any,
+) -> gpd.GeoDataFrame:
+    """The box of what ``expression`` refers to, in the scene's CRS: one row per time step where
+    something was found (none if nothing was), the union box of all its objects.
+
+    Columns: ``prompt``, ``time`` (for a time series), ``score`` (mean probability over the objects'
+    pixels), ``objects``, ``pixels`` and ``geometry``.
+
+    >>> ground_scene(ds, "the largest pond near the road")  # doctest: +SKIP
+    """
+    from geosam.segment import segment
+
+    if not isinstance(expression, str):
+        raise PromptError(f"expression must be one string, got {type(expression).__name__}")
+    normalize_prompts(expression)
+    prob = segment(obj, [expression], **segment_kwargs)
+    return ground_from_scene_prob(prob, threshold=threshold, progress=progress)
+
+
+def _regions_in(regions: gpd.GeoDataFrame | gpd.GeoSeries, crs: Any) -> gpd.GeoDataFrame:
+    import geopandas as gpd
+
+    if isinstance(regions, gpd.GeoSeries):
+        regions = gpd.GeoDataFrame(geometry=regions)
+    if not isinstance(regions, gpd.GeoDataFrame):
+        raise InputError(
+            f"regions must be a GeoDataFrame or GeoSeries, got {type(regions).__name__}"
+        )
+    if regions.crs is None:
+        raise InputError(
+            "regions have no CRS: set one (regions.set_crs(...)) so they can be placed on the scene"
+        )
+    return regions.to_crs(crs)
+
+
+def count_scene(
+    obj: xr.Dataset | xr.DataArray,
+    classes: str | Sequence[str],
+    *,
+    regions: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
+    threshold: float = 0.5,
+    template: str = CLASS_TEMPLATE,
+    progress: bool = False,
+    **segment_kwargs: Any,
+) -> pd.DataFrame:
+    """Number of objects of each class (the boxes :func:`detect_scene` keeps).
+
+    A DataFrame with one column per class and one row for the scene (or per time step); with
+    ``regions`` (polygons in any CRS), one row per region (and time step), an object counting for
+    the region holding its representative point.
+
+    >>> count_scene(ds, ["ship"], regions=harbours)  # doctest: +SKIP
+    """
+    probs = class_probabilities_scene(obj, classes, template=template, **segment_kwargs)
+    return counts_from_scene_probs(probs, regions=regions, threshold=threshold, progress=progress)
+
+
+def counts_from_scene_probs(
+    probs: xr.DataArray,
+    *,
+    regions: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
+    threshold: float = 0.5,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """:func:`count_scene` on class probabilities already computed (``prompt`` dim)."""
+    import geopandas as gpd
+
+    names = _class_names(probs)
+    objects = _objects(probs, threshold, progress)
+    points = objects.geometry.representative_point()
+    kept = _filter_objects(
+        objects.assign(_point=points), oriented=False, min_score=MIN_SCORE, nms_iou=NMS_IOU
+    )
+    has_time = "time" in kept.columns or "time" in probs.dims
+    index: list[Hashable] = []
+    if regions is not None:
+        zones = _regions_in(regions, objects.crs).reset_index(drop=True)
+        located = gpd.GeoDataFrame(
+            kept.drop(columns="geometry"), geometry=kept["_point"], crs=kept.crs
+        )
+        joined = gpd.sjoin(located, zones[["geometry"]], how="inner", predicate="within")
+        kept = joined.rename(columns={"index_right": "region"})
+        index.append("region")
+    if has_time and "time" in kept.columns:
+        index.append("time")
+    if not index:
+        counts = kept["class"].value_counts().reindex(names, fill_value=0)
+        return pd.DataFrame([counts.to_numpy()], columns=names)
+    table = kept.groupby([*index, "class"]).size().unstack("class", fill_value=0)
+    table = table.reindex(columns=names, fill_value=0)
+    full_index = _full_index(
+        index, probs, None if regions is None else len(_regions_in(regions, objects.crs))
+    )
+    table = table.reindex(full_index, fill_value=0)
+    table.columns.name = None
+    return table.astype(int)
+
+
+def _full_index(index: Sequence[Hashable], probs: xr.DataArray, n_regions: int | None) -> pd.Index:
+    levels: list[Any] = []
+    for name in index:
+        if name == "region":
+            levels.append(range(n_regions or 0))
+        else:
+            levels.append(pd.Index(probs[name].values))
+    if len(levels) == 1:
+        return pd.Index(levels[0], name=index[0])
+    return pd.MultiIndex.from_product(levels, names=list(index))
+
+
+# -- class scores --------------------------------------------------------------------------------
+
+
+def scores_from_scene_probs(
+    probs: xr.DataArray,
+    *,
+    balance: float = MULTI_LABEL_BALANCE,
+    regions: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
+) -> pd.DataFrame:
+    """``balance * max + (1 - balance) * mean`` of each class over the valid pixels of the scene
+    (one row, or one per time step) or of each region (one row per region and time step)."""
+    import rasterio.features
+
+    if not 0.0 <= balance <= 1.0:
+        raise InputError(f"balance must lie in [0, 1], got {balance}")
+    names = _class_names(probs)
+    ydim, xdim = _spatial_dims(probs)
+    lead = [d for d in probs.dims if d not in (PROMPT_DIM, ydim, xdim)]
+    arranged = probs.transpose(*lead, PROMPT_DIM, ydim, xdim)
+    if regions is None:
+        hi, mean = dask.compute(arranged.max((ydim, xdim)).data, arranged.mean((ydim, xdim)).data)
+        rows = [balance * np.asarray(hi) + (1 - balance) * np.asarray(mean)]
+        rows = [r.reshape(-1, len(names)) for r in rows]
+        frame = pd.DataFrame(rows[0], columns=names)
+        if lead:
+            frame.index = _full_index(lead, probs, None)
+        return frame
+
+    zones = _regions_in(regions, probs.rio.crs).reset_index(drop=True)
+    windows, masks = [], []
+    for geom in zones.geometry:
+        window = arranged.rio.clip_box(*geom.bounds, allow_one_dimensional_raster=True)
+        inside = rasterio.features.rasterize(
+            [(geom, 1)],
+            out_shape=window.shape[-2:],
+            transform=window.rio.transform(recalc=True),
+            all_touched=True,
+            dtype="uint8",
+        ).astype(bool)
+        windows.append(window.data)
+        masks.append(inside)
+    # One compute: regions sharing chunks share their segmentation.
+    values = dask.compute(*windows)
+    records = []
+    for region, (vals, inside) in enumerate(zip(values, masks, strict=True)):
+        arr = np.asarray(vals)[..., inside]  # (..., P, n)
+        arr = arr.reshape(-1, len(names), arr.shape[-1])
+        with warnings.catch_warnings():  # all-nodata regions score NaN, silently
+            warnings.simplefilter("ignore", RuntimeWarning)
+            hi = np.nanmax(arr, axis=-1) if arr.shape[-1] else np.full(arr.shape[:2], np.nan)
+            mean = np.nanmean(arr, axis=-1) if arr.shape[-1] else np.full(arr.shape[:2], np.nan)
+        for k, row in enumerate(balance * hi + (1 - balance) * mean):
+            records.append((region, k, *row))
+    frame = pd.DataFrame(records, columns=["region", "_lead", *names])
+    if lead:
+        times = _full_index(lead, probs, None)
+        frame["_lead"] = [times[k] for k in frame["_lead"]]
+        frame = frame.rename(columns={"_lead": lead[0]}).set_index(["region", lead[0]])
+    else:
+        frame = frame.drop(columns="_lead").set_index("region")
+    return frame
+
+
+def class_scores_scene(
+    obj: xr.Dataset | xr.DataArray,
+    classes: str | Sequence[str],
+    *,
+    balance: float = MULTI_LABEL_BALANCE,
+    regions: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
+    template: str = CLASS_TEMPLATE,
+    **segment_kwargs: Any,
+) -> pd.DataFrame:
+    """Score of each class (columns) for the scene or each of ``regions`` (rows): the paper's
+    ``balance * max + (1 - balance) * mean`` over valid pixels (balance 0.5: multi-label; 1.0: scene).
+
+    >>> class_scores_scene(ds, ["farmland", "forest", "water"], regions=parcels)  # doctest: +SKIP
+    """
+    probs = class_probabilities_scene(obj, classes, template=template, **segment_kwargs)
+    return scores_from_scene_probs(probs, balance=balance, regions=regions)
+
+
+def classify_regions(
+    obj: xr.Dataset | xr.DataArray,
+    regions: gpd.GeoDataFrame | gpd.GeoSeries,
+    classes: str | Sequence[str],
+    *,
+    balance: float = MULTI_LABEL_BALANCE,
+    threshold: float = CLASS_THRESHOLD,
+    template: str = CLASS_TEMPLATE,
+    **segment_kwargs: Any,
+) -> gpd.GeoDataFrame:
+    """The regions (in the scene's CRS) with their best ``class`` (None when no score exceeds
+    ``threshold``) and its ``score``; one row per region, or per region and time step.
+
+    >>> classify_regions(ds, parcels, ["farmland", "forest", "water"])  # doctest: +SKIP
+    """
+    import geopandas as gpd
+
+    probs = class_probabilities_scene(obj, classes, template=template, **segment_kwargs)
+    scores = scores_from_scene_probs(probs, balance=balance, regions=regions)
+    names = _class_names(probs)
+    zones = _regions_in(regions, probs.rio.crs).reset_index(drop=True)
+    values = scores[names].to_numpy()
+    best = np.nanargmax(np.where(np.isnan(values), -np.inf, values), axis=1)
+    top = values[np.arange(len(values)), best]
+    out = scores.reset_index()
+    out["class"] = [names[b] if s > threshold else None for b, s in zip(best, top, strict=True)]
+    out["score"] = top
+    geometry = zones.geometry.iloc[out["region"].to_numpy()].to_numpy()
+    return gpd.GeoDataFrame(out, geometry=list(geometry), crs=zones.crs)
+
+
+# -- change detection ----------------------------------------------------------------------------
+
+
+def changes_from_scene_prob(
+    prob: xr.DataArray,
+    *,
+    threshold: float = 0.5,
+    min_overlap: float = 0.1,
+    min_score: float = MIN_SCORE,
+    progress: bool = False,
+) -> gpd.GeoDataFrame:
+    """:func:`detect_changes_scene` on a probability DataArray with exactly two time steps."""
+    if "time" not in prob.dims or prob.sizes["time"] != 2:
+        raise InputError(
+            f"change detection needs a time dimension of 2 steps, got dims {dict(prob.sizes)}"
+        )
+    if not 0.0 <= min_overlap <= 1.0:
+        raise InputError(f"min_overlap must lie in [0, 1], got {min_overlap}")
+    if PROMPT_DIM not in prob.dims:
+        prob = (
+            prob.expand_dims(PROMPT_DIM)
+            if PROMPT_DIM in prob.coords
+            else prob.expand_dims({PROMPT_DIM: ["changes"]})
+        )
+    objects = _objects(prob, threshold, progress)
+    objects = objects[~(objects["score"] < min_score)].reset_index(drop=True)
+    is_before = objects["time"].to_numpy() == prob["time"].values[0]
+    before, after = objects[is_before], objects[~is_before]
+
+    def overlap(items: Any, others: Any) -> np.ndarray:
+        if len(items) == 0:
+            return np.zeros(0)
+        if len(others) == 0:
+            return np.zeros(len(items))
+        union = shapely.union_all(others.geometry.values)
+        inter = shapely.area(shapely.intersection(items.geometry.values, union))
+        return inter / shapely.area(items.geometry.values)
+
+    before = before.assign(overlap=overlap(before, after))
+    after = after.assign(overlap=overlap(after, before))
+    before = before[before["overlap"] < min_overlap].assign(change="disappeared")
+    appeared = after[after["overlap"] < min_overlap].assign(change="appeared")
+    persisted = after[after["overlap"] >= min_overlap].assign(change="persisted")
+    out = pd.concat([appeared, before, persisted], ignore_index=True)
+    columns = [
+        "change",
+        *[c for c in out.columns if c not in ("change", "class", "geometry")],
+        "geometry",
+    ]
+    return out[columns]
+
+
+def detect_changes_scene(
+    obj: xr.Dataset | xr.DataArray,
+    prompt: str,
+    *,
+    before: Any = None,
+    after: Any = None,
+    threshold: float = 0.5,
+    min_overlap: float = 0.1,
+    progress: bool = False,
+    **segment_kwargs: Any,
+) -> gpd.GeoDataFrame:
+    """Objects of ``prompt`` that appeared or disappeared between two time steps of a scene.
+
+    ``before``/``after`` are ``time`` labels (default: the first and last step). An object whose
+    area is covered by the other date's objects for less than ``min_overlap`` has changed.
+    Returns a GeoDataFrame of object polygons in the scene's CRS with columns ``change``
+    ("appeared", "disappeared" or "persisted"), ``prompt``, ``time``, ``score``, ``pixels``,
+    ``area`` (CRS units squared) and ``overlap``.
+
+    >>> ch = detect_changes_scene(ds, "buildings")                      # doctest: +SKIP
+    >>> ch[ch.change == "appeared"].area.sum()                          # new building area, m2
+    """
+    from geosam.segment import segment
+
+    if not isinstance(prompt, str):
+        raise PromptError(f"prompt must be one string, got {type(prompt).__name__}")
+    normalize_prompts(prompt)
+    if "time" not in obj.dims or obj.sizes["time"] < 2:
+        raise InputError("change detection needs a scene with a time dimension of at least 2 steps")
+    times = obj["time"].values
+    t0 = times[0] if before is None else obj["time"].sel(time=before).values
+    t1 = times[-1] if after is None else obj["time"].sel(time=after).values
+    if np.ndim(t0) or np.ndim(t1):
+        raise InputError("before and after must each select one time step")
+    if t0 == t1:
+        raise InputError("before and after select the same time step")
+    two = obj.sel(time=[t0, t1])
+    prob = segment(two, [prompt], **segment_kwargs)
+    return changes_from_scene_prob(
+        prob, threshold=threshold, min_overlap=min_overlap, progress=progress
+    )
+
+
+# -- accessor ------------------------------------------------------------------------------------
+
+
+class SceneTasksMixin:
+    """The scene tasks as methods of the ``.remotesam`` accessor (``self._obj`` is the scene)."""
+
+    _obj: Any
+
+    def semantic_segment(self, classes: str | Sequence[str], **kwargs: Any) -> xr.DataArray:
+        """Lazy label map of the scene: see :func:`geosam.tasks.scene.semantic_segment_scene`.
+
+        >>> ds.remotesam.semantic_segment(["building", "road", "water"])  # doctest: +SKIP
+        """
+        return semantic_segment_scene(self._obj, classes, **kwargs)
+
+    def detect(self, classes: str | Sequence[str], **kwargs: Any) -> gpd.GeoDataFrame:
+        """Boxes of each class in the scene's CRS: see :func:`geosam.tasks.scene.detect_scene`.
+
+        >>> ds.remotesam.detect(["ship"], oriented=True)  # doctest: +SKIP
+        """
+        return detect_scene(self._obj, classes, **kwargs)
+
+    def ground(self, expression: str, **kwargs: Any) -> gpd.GeoDataFrame:
+        """Box of what an expression refers to: see :func:`geosam.tasks.scene.ground_scene`.
+
+        >>> ds.remotesam.ground("the pond next to the barn")  # doctest: +SKIP
+        """
+        return ground_scene(self._obj, expression, **kwargs)
+
+    def count(self, classes: str | Sequence[str], **kwargs: Any) -> pd.DataFrame:
+        """Objects per class, per scene or region: see :func:`geosam.tasks.scene.count_scene`.
+
+        >>> ds.remotesam.count(["ship"], regions=harbours)  # doctest: +SKIP
+        """
+        return count_scene(self._obj, classes, **kwargs)
+
+    def class_scores(self, classes: str | Sequence[str], **kwargs: Any) -> pd.DataFrame:
+        """Class scores per scene or region: see :func:`geosam.tasks.scene.class_scores_scene`.
+
+        >>> ds.remotesam.class_scores(["farmland", "forest"])  # doctest: +SKIP
+        """
+        return class_scores_scene(self._obj, classes, **kwargs)
+
+    def classify_regions(
+        self, regions: gpd.GeoDataFrame | gpd.GeoSeries, classes: str | Sequence[str], **kwargs: Any
+    ) -> gpd.GeoDataFrame:
+        """The class of each region: see :func:`geosam.tasks.scene.classify_regions`.
+
+        >>> ds.remotesam.classify_regions(parcels, ["farmland", "forest"])  # doctest: +SKIP
+        """
+        return classify_regions(self._obj, regions, classes, **kwargs)
+
+    def detect_changes(self, prompt: str, **kwargs: Any) -> gpd.GeoDataFrame:
+        """Objects that appeared / disappeared: see :func:`geosam.tasks.scene.detect_changes_scene`.
+
+        >>> ds.remotesam.detect_changes("buildings")  # doctest: +SKIP
+        """
+        return detect_changes_scene(self._obj, prompt, **kwargs)
