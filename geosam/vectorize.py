@@ -233,19 +233,25 @@ def to_geodataframe(
         table["pixels"].extend(pixels[keep].tolist())
         pixel_geoms.extend(g for g, k in zip(geoms, keep, strict=True) if k)
 
-    to_crs = np.asarray(
-        [transform.a, transform.b, transform.d, transform.e, transform.c, transform.f]
-    )
+    # Pixel -> CRS in two steps: the linear part first, so areas and (oriented) boxes are computed
+    # on small coordinates (at 5e6 m, float error alone puts a polygon 1e-6 outside its box), then
+    # the translation to the scene's origin.
+    linear = np.asarray([transform.a, transform.b, transform.d, transform.e, 0.0, 0.0])
+    origin = np.asarray([transform.c, transform.f])
     polygons = np.asarray(pixel_geoms, dtype=object)
     if len(polygons):
-        polygons = shapely.transform(polygons, lambda xy: _affine(xy, to_crs))
+        polygons = shapely.transform(polygons, lambda xy: _affine(xy, linear))
     table["area"] = list(shapely.area(polygons)) if len(polygons) else []
-    if geometry == "box":
-        polygons = shapely.envelope(polygons)
-    elif geometry == "oriented_box":
-        polygons = shapely.oriented_envelope(polygons)
+    if geometry != "polygon":
+        polygons = _boxes(polygons, oriented=geometry == "oriented_box")
+    if len(polygons):
+        polygons = shapely.transform(polygons, lambda xy: xy + origin)
     gdf = gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(list(polygons), crs=crs), crs=crs)
     return gdf.astype({"score": "float64", "pixels": "int64", "area": "float64"})
+
+
+def _boxes(geoms: np.ndarray, *, oriented: bool) -> np.ndarray:
+    return shapely.oriented_envelope(geoms) if oriented else shapely.envelope(geoms)
 
 
 def _affine(xy: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -273,10 +279,13 @@ def boxes(gdf: Any, *, oriented: bool = False) -> Any:
 
     >>> boxes(to_geodataframe(prob), oriented=True)                      # doctest: +SKIP
     """
+    import geopandas as gpd
+
     out = gdf.copy()
-    out.geometry = (
-        shapely.oriented_envelope(gdf.geometry.values)
-        if oriented
-        else shapely.envelope(gdf.geometry.values)
-    )
+    geoms = gdf.geometry.values
+    if len(geoms):
+        origin = np.asarray(gdf.total_bounds[:2])  # small coordinates for exact boxes (see above)
+        local = shapely.transform(np.asarray(geoms, dtype=object), lambda xy: xy - origin)
+        geoms = shapely.transform(_boxes(local, oriented=oriented), lambda xy: xy + origin)
+    out.geometry = gpd.GeoSeries(list(geoms), index=gdf.index, crs=gdf.crs)
     return out

@@ -100,10 +100,12 @@ def test_boxes_axis_aligned_and_oriented(probability: xr.DataArray) -> None:
     box_areas, oriented_areas = boxes.geometry.area.values, oriented.geometry.area.values
     assert (oriented_areas <= box_areas + 1e-6).all() and (oriented_areas < box_areas - 1).any()
     assert (
-        oriented.geometry.buffer(1e-3).covers(polygons.geometry).all()
+        oriented.geometry.buffer(1e-6).covers(polygons.geometry).all()
     )  # mm: float error at 5e6 m
     again = geosam.boxes(polygons, oriented=True)
-    assert shapely.equals(again.geometry.values, oriented.geometry.values).all()
+    assert (
+        shapely.hausdorff_distance(again.geometry.values, oriented.geometry.values) < 1e-6
+    ).all()
     assert shapely.equals(geosam.boxes(polygons).geometry.values, boxes.geometry.values).all()
 
 
