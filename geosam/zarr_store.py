@@ -54,11 +54,10 @@ def _regular_chunks(data: da.Array) -> da.Array:
 
 def _job_description(ds: xr.Dataset, name: Hashable, chunks: tuple[tuple[int, ...], ...]) -> str:
     var = ds[name]
-    coords = {}
-    for dim in var.dims:
-        if dim in ds.coords:
-            values = ds[dim].values
-            coords[str(dim)] = [str(values[0]), str(values[-1]), len(values)]
+    coords: dict[str, Any] = {}
+    for key, coord in var.coords.items():
+        values = np.atleast_1d(coord.values)  # scalar coordinates (prompt, spatial_ref) count too
+        coords[str(key)] = [str(values[0]), str(values[-1]), len(values)]
     described = {
         "name": str(name),
         "dims": [str(d) for d in var.dims],
