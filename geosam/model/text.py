@@ -24,9 +24,10 @@ def minilm_path() -> str:
 
 @functools.cache
 def _bert_tokenizer():  # type: ignore[no-untyped-def]
-    from transformers import BertTokenizerFast
+    from transformers import AutoTokenizer
 
-    return BertTokenizerFast.from_pretrained(minilm_path(), local_files_only=True)
+    # The fast (Rust) WordPiece tokenizer under transformers 4 and 5 alike.
+    return AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
 
 
 def normalize_prompts(prompts: str | Sequence[str]) -> tuple[list[str], bool]:

@@ -32,13 +32,11 @@ class PixelWordFusion(nn.Module):
         )
         self.project = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.GELU())
         hidden = max(channels // 2, 16)
+        gate_out = nn.Conv2d(hidden, channels, 1, bias=False)
+        nn.init.zeros_(gate_out.weight)  # the gate starts closed
         self.gate = nn.Sequential(
-            nn.Conv2d(channels, hidden, 1, bias=False),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, channels, 1, bias=False),
-            nn.Tanh(),
+            nn.Conv2d(channels, hidden, 1, bias=False), nn.ReLU(inplace=True), gate_out, nn.Tanh()
         )
-        nn.init.zeros_(self.gate[2].weight)  # gate starts closed
 
     def forward(
         self, x: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor
