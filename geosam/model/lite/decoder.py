@@ -66,10 +66,9 @@ class PresenceGate(nn.Module):
 
     def __init__(self, channels: int, hidden: int = 128):
         super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(2 * channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1)
-        )
-        nn.init.constant_(self.mlp[2].bias, 3.0)  # starts open: sigmoid(3) = 0.95
+        out = nn.Linear(hidden, 1)
+        nn.init.constant_(out.bias, 3.0)  # starts open: sigmoid(3) = 0.95
+        self.mlp = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(inplace=True), out)
 
     def forward(self, feats: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         pooled = torch.cat([feats.amax(dim=(2, 3)), feats.mean(dim=(2, 3))], dim=1)
