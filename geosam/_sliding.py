@@ -90,7 +90,7 @@ def sliding_segment(
     predict_kwargs: dict[str, Any] = dict(
         ref=ref, prompts=tuple(prompts), grid_y=gy, grid_x=gx, k=k, batch_size=batch_size
     )
-    name = "remotesam-windows-" + dask.base.tokenize(ext, predict_kwargs)
+    name = "remotesam-windows-" + dask.base.tokenize(ext, predict_kwargs, resources)
     with dask.annotate(resources=resources) if resources else contextlib.nullcontext():
         probs = da.map_blocks(
             _predict_block,

@@ -12,9 +12,11 @@ dask chunking; the model runs once per window, in device batches, in the worker 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -109,6 +111,15 @@ def segment(
     if duplicates:
         raise PromptError(f"prompts must be distinct; repeated: {duplicates}")
     _check_options(threshold, tile, overlap, batch_size)
+    if resources and dask.config.get("optimization.fuse.active", None) is not False:
+        warnings.warn(
+            "dask's low-level task fusion drops resource annotations such as resources={'GPU': 1} "
+            "(dask issue 7036), so the model tasks could run on any worker: call "
+            "geosam.distributed.configure_dask(gpu=True) or "
+            "dask.config.set({'optimization.fuse.active': False}) before computing",
+            UserWarning,
+            stacklevel=2,
+        )
     ref = model_ref(model)
     client = current_client()
     if ref.instance is not None and client is not None:
