@@ -123,3 +123,21 @@ def test_source_balance_weights(triplets: Path) -> None:
     share = pd.Series(w).groupby(ds.samples.source).sum()
     assert np.allclose(share, 1 / len(share))
     assert np.allclose(ds.sample_weights(1.0), 1 / len(ds))
+
+
+def test_heldout_chips_export_to_coco(triplets: Path) -> None:
+    from geosam.data import rasterize, read_coco
+
+    table = read_coco(triplets / "heldout.coco.json", source="heldout")
+    chips = pd.read_parquet(triplets / "chips.parquet")
+    held = chips[chips.split == "heldout"]
+    assert len(table.images) == len(held) and len(table) > 0
+    assert set(table.images.licence) == set(held.licence)
+    # The exported instances give back each sample's stored mask.
+    samples = pd.read_parquet(triplets / "samples.parquet")
+    row = samples[(samples.split == "heldout") & (samples.kind == "class")].iloc[0]
+    chip = held.set_index("chip").loc[row.chip]
+    inst = table.instances_of(str(triplets / chip.path))
+    leaves = {"vehicle": {"small-vehicle", "large-vehicle"}}.get(row.class_name, {row.class_name})
+    mask = rasterize(inst[inst.class_name.isin(leaves)], (chip.height, chip.width))
+    assert np.array_equal(mask, np.asarray(Image.open(triplets / row["mask"])))

@@ -98,7 +98,7 @@ def test_cli_prepare_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str
     summary = json.loads(capsys.readouterr().out)
     assert summary["samples"] == {"ships_ge/train": summary["total"]}
     args = ["train", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--input-size", str(SIZE),
-            "--epochs", "1", "--batch-size", "2", "--threads", "1", "--val-splits", "--quiet"]
+            "--epochs", "1", "--batch-size", "1", "--accumulate", "2", "--threads", "1", "--val-splits", "--quiet"]
     assert main([*args, "--max-steps", "1"]) == 130
     assert main([*args, "--resume"]) == 0
     assert (tmp_path / "run" / "last.safetensors").is_file()

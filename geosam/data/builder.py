@@ -9,6 +9,8 @@ Layout of a dataset folder::
     instances.parquet   the instances of every chip, in chip pixels (WKB), with their visible fraction
     samples.parquet     one row per triplet: chip, text, kind, class, attribute, target instance ids,
                         mask path, source, licence, split
+    valid.coco.json     the valid and heldout chips with their instances as COCO files (RLE masks), for
+    heldout.coco.json   ``geosam evaluate --format coco`` (per-category scores on held-back scenes)
 
 Everything is deterministic given the seed: each chip draws its expressions from its own random
 stream, so adding a source does not change the samples of the others.
@@ -213,8 +215,54 @@ def _finish(
         str(k): int(n) for k, n in sample_frame[sample_frame.kind != "zero"]["class_name"].value_counts().sort_index().items()
     }
     summary["total"] = len(sample_frame)
+    summary["coco"] = {}
+    for split in ("valid", "heldout"):
+        if (chip_frame["split"] == split).any():
+            name = f"{split}.coco.json"
+            export_coco(chip_frame[chip_frame["split"] == split], inst_frame, out / name)
+            summary["coco"][split] = name
     (out / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def export_coco(chips: pd.DataFrame, instances: pd.DataFrame, path: Path) -> None:
+    """The chips and their instances as a COCO file (RLE masks, paths relative to ``path``'s folder),
+    so that ``geosam evaluate --format coco`` scores a model per category on them."""
+    from pycocotools import mask as mask_utils
+
+    licences = sorted(set(chips["licence"]))
+    categories = sorted(set(instances[instances["chip"].isin(set(chips["chip"]))]["class_name"]))
+    cat_id = {c: i + 1 for i, c in enumerate(categories)}
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    by_chip = dict(tuple(instances.groupby("chip")))
+    for image_id, chip in enumerate(chips.to_dict("records"), 1):
+        height, width = int(chip["height"]), int(chip["width"])
+        images.append({"id": image_id, "file_name": chip["path"], "width": width, "height": height,
+                       "license": licences.index(chip["licence"]) + 1, "source": chip["source"]})
+        rows = by_chip.get(chip["chip"])
+        if rows is None:
+            continue
+        for row in rows.to_dict("records"):
+            geom = shapely.from_wkb(row["geometry"])
+            mask = rasterize([geom], (height, width))
+            if not mask.any():
+                continue
+            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+            x0, y0, x1, y1 = geom.bounds
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": image_id, "category_id": cat_id[row["class_name"]],
+                "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()},
+                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": float(mask.sum()), "iscrowd": 0,
+            })
+    coco = {
+        "info": {"description": "geosam triplet dataset chips", "split": path.stem.split(".")[0]},
+        "licenses": [{"id": i + 1, "name": name} for i, name in enumerate(licences)],
+        "categories": [{"id": cat_id[c], "name": c, "supercategory": "none"} for c in categories],
+        "images": images,
+        "annotations": annotations,
+    }
+    path.write_text(json.dumps(coco))
 
 
 def known_absent_of_sources() -> dict[str, tuple[str, ...]]:

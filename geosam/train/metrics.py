@@ -11,8 +11,9 @@ import torch
 
 class SegmentationMeter:
     """oIoU (cumulative intersection over cumulative union), mIoU (mean per-sample IoU, an empty
-    prediction of an empty target counting as 1), and the share of empty-target samples predicted
-    empty, overall and per group (expression kind, source)."""
+    prediction of an empty target counting as 1), P@0.5 (share of samples with IoU >= 0.5: for
+    size and position expressions, how often the referred object is hit), and ``empty_ok`` (the
+    share of empty-target samples predicted empty), overall and per group (expression kind, source)."""
 
     def __init__(self) -> None:
         self.inter: dict[str, float] = defaultdict(float)
@@ -44,6 +45,7 @@ class SegmentationMeter:
             if self.union[g] > 0:
                 out[f"{prefix}oIoU"] = self.inter[g] / self.union[g]
             out[f"{prefix}mIoU"] = float(np.mean(self.ious[g]))
+            out[f"{prefix}P@0.5"] = float(np.mean(np.asarray(self.ious[g]) >= 0.5))
             if self.empty_hits[g]:
                 out[f"{prefix}empty_ok"] = float(np.mean(self.empty_hits[g]))
             out[f"{prefix}n"] = float(len(self.ious[g]))
