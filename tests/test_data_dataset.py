@@ -128,14 +128,16 @@ def test_source_balance_weights(triplets: Path) -> None:
 def test_heldout_chips_export_to_coco(triplets: Path) -> None:
     from geosam.data import rasterize, read_coco
 
-    table = read_coco(triplets / "heldout.coco.json", source="heldout")
+    table = read_coco(triplets / "heldout-dota.coco.json", source="heldout")
     chips = pd.read_parquet(triplets / "chips.parquet")
-    held = chips[chips.split == "heldout"]
+    held = chips[(chips.split == "heldout") & (chips.source == "dota")]
     assert len(table.images) == len(held) and len(table) > 0
     assert set(table.images.licence) == set(held.licence)
+    # Every class DOTA labels is a category, so absent ones are scored as absent.
+    assert {"helicopter", "storage-tank", "tennis-court"} <= set(table.images.labelled.iloc[0])
     # The exported instances give back each sample's stored mask.
     samples = pd.read_parquet(triplets / "samples.parquet")
-    row = samples[(samples.split == "heldout") & (samples.kind == "class")].iloc[0]
+    row = samples[(samples.split == "heldout") & (samples.kind == "class") & (samples.source == "dota")].iloc[0]
     chip = held.set_index("chip").loc[row.chip]
     inst = table.instances_of(str(triplets / chip.path))
     leaves = {"vehicle": {"small-vehicle", "large-vehicle"}}.get(row.class_name, {row.class_name})

@@ -9,8 +9,8 @@ Layout of a dataset folder::
     instances.parquet   the instances of every chip, in chip pixels (WKB), with their visible fraction
     samples.parquet     one row per triplet: chip, text, kind, class, attribute, target instance ids,
                         mask path, source, licence, split
-    valid.coco.json     the valid and heldout chips with their instances as COCO files (RLE masks), for
-    heldout.coco.json   ``geosam evaluate --format coco`` (per-category scores on held-back scenes)
+    <split>-<source>.coco.json   the valid and heldout chips of each source with their instances as COCO
+                        (RLE masks), for ``geosam evaluate --format coco`` (per-category scores)
 
 Everything is deterministic given the seed: each chip draws its expressions from its own random
 stream, so adding a source does not change the samples of the others.
@@ -120,6 +120,7 @@ def build_dataset(
                 "licence": info["licence"], "split": window.split,
                 "gsd": gsd / scale if np.isfinite(gsd) else np.nan,
                 "origin": str(info["image"]), "window": [window.x0, window.y0, window.x1, window.y1],
+                "labelled": sorted(info["labelled"]),
             })
             objs = []
             for k, row in enumerate(clipped.itertuples(index=False)):
@@ -216,11 +217,11 @@ def _finish(
     }
     summary["total"] = len(sample_frame)
     summary["coco"] = {}
-    for split in ("valid", "heldout"):
-        if (chip_frame["split"] == split).any():
-            name = f"{split}.coco.json"
-            export_coco(chip_frame[chip_frame["split"] == split], inst_frame, out / name)
-            summary["coco"][split] = name
+    for (split, source), group in chip_frame.groupby(["split", "source"]):
+        if split in ("valid", "heldout"):
+            name = f"{split}-{source}.coco.json"
+            export_coco(group, inst_frame, out / name)
+            summary["coco"][f"{split}/{source}"] = name
     (out / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -231,7 +232,9 @@ def export_coco(chips: pd.DataFrame, instances: pd.DataFrame, path: Path) -> Non
     from pycocotools import mask as mask_utils
 
     licences = sorted(set(chips["licence"]))
-    categories = sorted(set(instances[instances["chip"].isin(set(chips["chip"]))]["class_name"]))
+    # Every class the source labels is a category, so a model is also scored where it is absent.
+    categories = sorted({c for labelled in chips["labelled"] for c in labelled}
+                        | set(instances[instances["chip"].isin(set(chips["chip"]))]["class_name"]))
     cat_id = {c: i + 1 for i, c in enumerate(categories)}
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
