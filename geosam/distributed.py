@@ -48,6 +48,7 @@ __all__ = [
     "configure_dask",
     "get_model",
     "local_cluster",
+    "local_compute_options",
     "model_lock",
     "model_ref",
     "register_model",
@@ -209,6 +210,22 @@ def current_client() -> Client | None:
         return None
     scheduler = dask.config.get("scheduler", None)
     return client if scheduler in (None, "dask.distributed", "distributed") else None
+
+
+def local_compute_options() -> dict[str, Any]:
+    """Scheduler options for computing a segmentation without a distributed Client.
+
+    On a machine without a GPU the network already uses every CPU core for each batch, so dask's
+    default thread pool would only make other tasks (reading, writing) fight torch for the cores
+    (measured about 15 % slower end to end); the synchronous scheduler runs one task at a time instead.
+    With a GPU, threads keep the CPU work going while the device computes. A scheduler chosen by the
+    user through ``dask.config`` always wins.
+    """
+    if dask.config.get("scheduler", None) is not None:
+        return {}
+    import torch
+
+    return {} if torch.cuda.is_available() else {"scheduler": "sync"}
 
 
 def configure_dask(*, gpu: bool = False) -> None:

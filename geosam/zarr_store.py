@@ -32,7 +32,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 import zarr
 
-from geosam.distributed import current_client
+from geosam.distributed import current_client, local_compute_options
 from geosam.errors import IncompleteResultError, InputError, JobMismatchError
 
 __all__ = ["COMPLETE_ATTR", "IncompleteResultError", "JobMismatchError", "open_result", "to_zarr"]
@@ -212,7 +212,7 @@ def _run(
     progress: bool,
     on_chunk: Callable[[int], None] | None,
 ) -> None:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain text bars: notebooks need no widgets
 
     bar = tqdm(
         total=total, initial=already, desc="writing chunks", unit="chunk", disable=not progress
@@ -238,7 +238,7 @@ def _run(
                 finished(int(value))
 
         with Callback(posttask=posttask):
-            dask.compute(*tasks)
+            dask.compute(*tasks, **local_compute_options())
 
 
 def _finish(store: Any, n_blocks: int) -> None:
