@@ -173,9 +173,12 @@ class PatchEmbed(nn.Module):
         self.norm = nn.LayerNorm(embed_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        x = self.proj(x)
-        h, w = x.shape[-2:]
-        return self.norm(x.flatten(2).transpose(1, 2)), h, w
+        # float32 even under autocast: rounding the pixels to bfloat16 (steps of ~0.01 after
+        # normalisation) wipes out the faint texture of water or fields; the layer is tiny.
+        with torch.autocast(x.device.type, enabled=False):
+            x = self.proj(x.float())
+            h, w = x.shape[-2:]
+            return self.norm(x.flatten(2).transpose(1, 2)), h, w
 
 
 class PatchMerging(nn.Module):
