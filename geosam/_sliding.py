@@ -40,7 +40,7 @@ from geosam.tiling import Blend, WindowGrid
 __all__ = ["block_windows", "sliding_segment"]
 
 
-def block_windows(tile: int, stride: int, overlap: int, chunk_hint: int, batch_size: int) -> int:
+def block_windows(stride: int, overlap: int, chunk_hint: int, batch_size: int) -> int:
     """Windows per processing block along each axis: about one input chunk, at least a device batch."""
     k = max(1, round(chunk_hint / stride), math.ceil(math.sqrt(batch_size)))
     return max(k, math.ceil(overlap / stride))  # a block must be at least as long as the overlap
@@ -63,7 +63,7 @@ def sliding_segment(
     gy, gx = WindowGrid(height, tile, overlap, blend), WindowGrid(width, tile, overlap, blend)
     stride = gy.stride
     chunk_hint = max(max(rgbv.chunks[-2]), max(rgbv.chunks[-1]))
-    k = block_windows(tile, stride, overlap, chunk_hint, batch_size or 1)
+    k = block_windows(stride, overlap, chunk_hint, batch_size or 1)
     c = k * stride
     nby, nbx = math.ceil(gy.count / k), math.ceil(gx.count / k)
     padded_h, padded_w = nby * c + overlap, nbx * c + overlap
