@@ -81,6 +81,7 @@ class TrainConfig:
     augment: bool = True
     train_splits: tuple[str, ...] = ("train",)
     train_limit: int | None = None
+    sources: tuple[str, ...] | None = None
     val_splits: tuple[str, ...] = ("valid",)
     val_limit: int | None = None
     val_every: int = 1
@@ -303,11 +304,12 @@ def train(config: TrainConfig) -> TrainResult:
             print(f"geosam train: {len(dead)} parameters get no gradient and stay frozen: {sorted(dead)[:4]} ...")
 
     train_ds = TripletDataset.for_network(cfg.data, net, list(cfg.train_splits), augment=cfg.augment, seed=cfg.seed,
-                                         limit=cfg.train_limit)
+                                         limit=cfg.train_limit, sources=cfg.sources)
     val_ds: TripletDataset | None = None
     if cfg.val_splits:
         try:
-            val_ds = TripletDataset.for_network(cfg.data, net, list(cfg.val_splits), limit=cfg.val_limit)
+            val_ds = TripletDataset.for_network(cfg.data, net, list(cfg.val_splits), limit=cfg.val_limit,
+                                                sources=cfg.sources)
         except InputError:
             warnings.warn(f"no samples in validation split(s) {cfg.val_splits}: validation is skipped", stacklevel=2)
     weights = train_ds.sample_weights(cfg.balance) if cfg.balance is not None else None
