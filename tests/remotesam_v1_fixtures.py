@@ -88,7 +88,7 @@ def seeded_state_dict(
         elif leaf == "relative_position_bias_table":
             out[name] = normal(0.5)
         elif leaf == "bias":
-            out[name] = normal(float(__import__("os").environ.get("BIAS_STD", "0.05")))
+            out[name] = normal(0.05)
         elif len(shape) == 1:  # LayerNorm / BatchNorm scale
             out[name] = 1.0 + normal(0.1)
         elif "embeddings" in name:

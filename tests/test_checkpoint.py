@@ -124,7 +124,7 @@ def test_truncated_file_is_refused(v1: RemoteSAMv1, tmp_path: Path) -> None:
     data = path.read_bytes()
     cut = tmp_path / "cut.pth"
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="truncated|corrupt"):
+    with pytest.raises(CheckpointError, match=r"truncated|corrupt"):
         read_official_checkpoint(cut)
 
 

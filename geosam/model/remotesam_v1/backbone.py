@@ -17,15 +17,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from geosam.model.remotesam_v1.cross_scale import CIM
+from geosam.model.remotesam_v1.fusion import PWAM, VariousReceptive, tanh_gate
+from geosam.model.remotesam_v1.swin import PatchEmbed, PatchMerging, SwinBlock, shift_mask
+
 # Which parts keep float32 under autocast. Measured on seeded weights (tests/remotesam_v1_fixtures):
 # each part alone in bfloat16 moves the foreground probability by up to stage-0 blocks 0.046,
 # patch merging 0.009, PWAM 0.007, gates 0.005; stage 1-3 blocks 0.007/0.014/0.006 (bfloat16 kept,
 # they are 90% of the backbone's arithmetic), CIM 0.003, decoder 0.003 (bfloat16 kept).
 _FLOAT32_STAGES = (0,)
-
-from geosam.model.remotesam_v1.cross_scale import CIM
-from geosam.model.remotesam_v1.fusion import PWAM, VariousReceptive, tanh_gate
-from geosam.model.remotesam_v1.swin import PatchEmbed, PatchMerging, SwinBlock, shift_mask
 
 
 def _autocast_on(x: torch.Tensor) -> bool:
@@ -73,6 +73,7 @@ class MultiModalStage(nn.Module):
         shifted = shifted.to(x.device)
         with torch.autocast(x.device.type, enabled=not self.float32_blocks and _autocast_on(x)):
             for blk in self.blocks:
+                assert isinstance(blk, SwinBlock)
                 bias = blk.attn.position_bias()[None]
                 mask = bias + shifted.to(bias.dtype) if blk.shift else bias
                 x = blk(x, h, w, mask)

@@ -38,8 +38,9 @@ class LinearBN(nn.Sequential):
         self.add_module("bn", nn.BatchNorm1d(dim_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.c(x)
-        return self.bn(y.flatten(0, 1)).view_as(y)
+        linear, bn = self
+        y = linear(x)
+        return bn(y.flatten(0, 1)).view_as(y)
 
 
 class CrossScaleSelfAttention(nn.Module):
@@ -193,7 +194,7 @@ class CIM(nn.Module):
         self.fusion = nn.ModuleList(ScaleAwareGate(c) for c in channels)
 
     def forward(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
-        size = maps[-1].shape[-2:]
+        size = (int(maps[-1].shape[-2]), int(maps[-1].shape[-1]))
         out = torch.cat([F.adaptive_avg_pool2d(m, size) for m in maps], dim=1)
         out = self.down_channel(out)
         if torch.is_autocast_enabled(out.device.type):

@@ -7,6 +7,8 @@ but applies it as a linear layer over the last axis, which saves the transposes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -117,6 +119,8 @@ class RepBlock(nn.Module):
     ``sigmoid(sum2(relu(sum1(x))))``. :meth:`fuse` re-parameterises each sum into one 3x3 conv.
     """
 
+    fused: torch.Tensor | None
+
     def __init__(self) -> None:
         super().__init__()
         self.brb_3x3 = _conv1x1_bn_conv3x3_bn()
@@ -158,7 +162,7 @@ class RepBlock(nn.Module):
 
     @staticmethod
     def _fuse_sum(
-        b3: nn.Module, b1: nn.Module, ident: nn.BatchNorm2d
+        b3: Any, b1: Any, ident: nn.BatchNorm2d
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         a1, s1 = _bn_affine(b3.bn1)
         a2, s2 = _bn_affine(b3.bn2)
