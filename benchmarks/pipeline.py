@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=4, help="raw predict_batch calls per measurement"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved raw/pipeline rounds")
     parser.add_argument(
         "--workdir",
         type=Path,

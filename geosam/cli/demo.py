@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     options: dict[str, object] = {"device": args.device}
     if args.input_size:
         options["input_size"] = args.input_size
-    ref = model_ref(args.model or None, **options)  # type: ignore[arg-type]
+    ref = model_ref(args.model or None, **options)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*no trained weights.*")
         model = get_model(ref)
