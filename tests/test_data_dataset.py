@@ -143,3 +143,21 @@ def test_heldout_chips_export_to_coco(triplets: Path) -> None:
     leaves = {"vehicle": {"small-vehicle", "large-vehicle"}}.get(row.class_name, {row.class_name})
     mask = rasterize(inst[inst.class_name.isin(leaves)], (chip.height, chip.width))
     assert np.array_equal(mask, np.asarray(Image.open(triplets / row["mask"])))
+
+
+def test_separated_masks_keep_touching_instances_apart() -> None:
+    from scipy import ndimage
+    from shapely.geometry import box
+
+    from geosam.data.rasterize import rasterize
+
+    # Side by side, overlapping, and corner to corner: five boxes in two touching groups.
+    boxes = [box(2, 2, 10, 10), box(10, 2, 18, 10), box(20, 20, 30, 30), box(28, 25, 40, 35), box(40, 35, 45, 40)]
+    eight = np.ones((3, 3))
+    assert ndimage.label(rasterize(boxes, (48, 48)), structure=eight)[1] == 2
+    separated = rasterize(boxes, (48, 48), separate=True)
+    assert ndimage.label(separated, structure=eight)[1] == 5
+    # Only interface pixels are lost: each object keeps most of its area.
+    union = rasterize(boxes, (48, 48))
+    assert separated.sum() > 0.8 * union.sum()
+    assert not (separated & ~union).any()

@@ -85,6 +85,7 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         sources: Sequence[str] | None = None,
         kinds: Sequence[str] | None = None,
         limit: int | None = None,
+        separate_instances: bool = True,
     ) -> None:
         self.root = Path(root)
         meta_file = self.root / "dataset.json"
@@ -123,6 +124,8 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         self.augment = Augment() if augment is True else (augment or None)
         self.seed = seed
         self.epoch = 0
+        # Seams between touching instances in the target mask (see geosam.data.rasterize).
+        self.separate_instances = separate_instances
 
     @classmethod
     def for_network(cls, root: str | Path, net: PromptSegmenter, split: str | Sequence[str] = "train",
@@ -184,7 +187,9 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         if rng is not None and aug is not None:
             expr = refresh(expr, objs, size, size, rng)
         targets = set(expr.targets)
-        mask = rasterize([o.geometry for o in objs if o.id in targets], (size, size))
+        mask = rasterize(
+            [o.geometry for o in objs if o.id in targets], (size, size), separate=self.separate_instances
+        )
         return View(np.ascontiguousarray(pixels), expr.text, mask, expr)
 
     def _transform_objs(self, objs: list[Obj], matrix: np.ndarray, size: int) -> list[Obj]:

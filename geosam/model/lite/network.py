@@ -52,8 +52,10 @@ class RemoteSAMLite(PromptSegmenter):
         if freeze_text:
             self.external_weights = ("text_encoder.",)
         self.backbone = EfficientNetStages(backbone, pretrained=pretrained)
+        last = len(STAGE_CHANNELS) - 1
         self.fusion = nn.ModuleList(
-            PixelWordFusion(c, self.text_encoder.dim) for c in STAGE_CHANNELS
+            PixelWordFusion(c, self.text_encoder.dim, gated=i < last)
+            for i, c in enumerate(STAGE_CHANNELS)
         )
         self.decoder = TopDownDecoder(STAGE_CHANNELS, decoder_channels)
         self.presence = PresenceGate(STAGE_CHANNELS[-1])
