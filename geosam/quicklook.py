@@ -70,6 +70,9 @@ def quicklook(
     axes[1].set_title(f"{prompt!s}" if prompt else "segmentation")
     if vectors is not None and len(vectors):
         vectors.boundary.plot(ax=axes[1], color="cyan", linewidth=0.8)
+    for ax in axes:
+        ax.tick_params(labelsize=7)
+        ax.tick_params(axis="x", labelrotation=30)
     if "time" in image.coords:
         fig.suptitle(title or f"{np.datetime_as_string(image['time'].values, unit='D')}")
     elif title:

@@ -21,7 +21,9 @@ NAIP_BBOX = ["-99.142", "47.014", "-99.132", "47.022"]  # inside the NAIP test c
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def test_segment_from_stac_api(stac_api_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_segment_from_stac_api(
+    stac_api_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out, vectors, png = tmp_path / "ponds.zarr", tmp_path / "ponds.parquet", tmp_path / "ponds.png"
     code = main(
         ["segment", "--stac", stac_api_url, "--collection", "naip-test", "--bbox", *NAIP_BBOX,
@@ -41,9 +43,20 @@ def test_segment_from_stac_api(stac_api_url: str, tmp_path: Path, capsys: pytest
     assert png.read_bytes()[:8] == PNG_MAGIC
 
 
-def test_segment_raster_resumes_and_refuses_other_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_segment_raster_resumes_and_refuses_other_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "r.zarr"
-    args = ["segment", "--raster", str(naip_paths()[0]), "--prompt", "ponds", "--chunks", "256", *FAST]
+    args = [
+        "segment",
+        "--raster",
+        str(naip_paths()[0]),
+        "--prompt",
+        "ponds",
+        "--chunks",
+        "256",
+        *FAST,
+    ]
     assert main([*args, "--out", str(out)]) == 0
     first = geosam.open_result(out).values
     # a complete store of the same job: nothing to recompute, same result
@@ -51,7 +64,16 @@ def test_segment_raster_resumes_and_refuses_other_jobs(tmp_path: Path, capsys: p
     np.testing.assert_array_equal(geosam.open_result(out).values, first)
     capsys.readouterr()
     # another job into the same store is refused with a clear message, unless --overwrite
-    other = ["segment", "--raster", str(naip_paths()[0]), "--prompt", "roads", "--chunks", "256", *FAST]
+    other = [
+        "segment",
+        "--raster",
+        str(naip_paths()[0]),
+        "--prompt",
+        "roads",
+        "--chunks",
+        "256",
+        *FAST,
+    ]
     assert main([*other, "--out", str(out)]) == 1
     assert "overwrite" in capsys.readouterr().err
     assert main([*other, "--out", str(out), "--overwrite"]) == 0
@@ -62,7 +84,10 @@ def test_segment_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = str(tmp_path / "x.zarr")
     assert main(["segment", "--prompt", "ponds", "--out", out]) == 1
     assert "exactly one of --stac URL or --raster PATH" in capsys.readouterr().err
-    assert main(["segment", "--raster", str(tmp_path / "nope.tif"), "--prompt", "p", "--out", out]) == 1
+    assert (
+        main(["segment", "--raster", str(tmp_path / "nope.tif"), "--prompt", "p", "--out", out])
+        == 1
+    )
     assert "no such file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["segment", "--raster", "x.tif", "--out", out])  # --prompt is required
@@ -75,7 +100,9 @@ def test_demo_runs_the_main_job(tmp_path: Path, capsys: pytest.CaptureFixture[st
     printed = capsys.readouterr().out
     assert "STAC API: http://127.0.0.1:" in printed
     for stem in ("naip_water", "spacenet-pan_buildings"):
-        store, parquet, png = (tmp_path / "demo" / f"{stem}.{ext}" for ext in ("zarr", "parquet", "png"))
+        store, parquet, png = (
+            tmp_path / "demo" / f"{stem}.{ext}" for ext in ("zarr", "parquet", "png")
+        )
         assert str(store) in printed and str(parquet) in printed and str(png) in printed
         assert zarr.open_group(store, mode="r").attrs["geosam_complete"] is True
         result = geosam.open_result(store)
