@@ -14,7 +14,7 @@ those pixels the least say, and its smooth shape leaves no visible seam. The ram
 window's prediction is used unchanged. With ``overlap=0`` every pixel is covered by exactly one
 window and the weights are all 1.
 
->>> grid = WindowGrid(size=1000, tile=512, overlap=64)
+>>> grid = WindowGrid(size=900, tile=512, overlap=64)
 >>> grid.stride, grid.count, grid.starts
 (448, 2, (0, 448))
 >>> blend_profile(8, 4).round(2).tolist()
