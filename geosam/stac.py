@@ -413,6 +413,27 @@ def _load_with_varying_scaling(
     return ds
 
 
+def _native_anchor(item: pystac.Item) -> Any:
+    """Pixel-grid alignment of ``item``'s own ``proj:transform``, so that loading at the native CRS
+    and resolution reads its pixels as they are instead of resampling onto a grid snapped to whole
+    multiples of the resolution (which shifts it by a fraction of a pixel and adds a row/column)."""
+    transform = item.properties.get("proj:transform")
+    if transform is None:
+        transform = next(
+            (
+                a.extra_fields["proj:transform"]
+                for a in item.assets.values()
+                if "proj:transform" in a.extra_fields
+            ),
+            None,
+        )
+    if transform is None or len(transform) < 6 or not transform[0] or not transform[4]:
+        return None
+    from odc.geo import xy_
+
+    return xy_((transform[2] / abs(transform[0])) % 1.0, (transform[5] / abs(transform[4])) % 1.0)
+
+
 def open_stac(
     source: StacSource,
     *,
@@ -474,6 +495,10 @@ def open_stac(
         grid["crs"] = crs
     if resolution is not None:
         grid["resolution"] = resolution
+    if crs is None and resolution is None and not {"anchor", "geobox", "like"} & set(load_kwargs):
+        anchor = _native_anchor(plan.items[0])
+        if anchor is not None:
+            grid["anchor"] = anchor
 
     def load(load_items: list[pystac.Item], **extra: Any) -> xr.Dataset:
         return odc.stac.load(

@@ -236,6 +236,17 @@ def test_panchromatic_item_loads_its_single_band(stac_api_url: str) -> None:
     assert ds.odc.crs == "EPSG:32616"
 
 
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_native_grid_is_read_pixel_for_pixel(index: int) -> None:
+    item = naip_items()[index]
+    ds = open_stac([item], bands=["red", "nir"])
+    with rasterio.open(item.assets["image"].get_absolute_href()) as src:
+        assert (ds.sizes["y"], ds.sizes["x"]) == src.shape
+        assert ds.odc.geobox.transform.almost_equals(src.transform)
+        np.testing.assert_array_equal(ds.red.isel(time=0).values, src.read(1))
+        np.testing.assert_array_equal(ds.nir.isel(time=0).values, src.read(4))
+
+
 def test_open_stac_is_exported() -> None:
     assert geosam.open_stac is open_stac
     assert "open_stac" in geosam.__all__
