@@ -113,11 +113,18 @@ class AdaptiveRotatedConv2d(nn.Module):
         rotated = torch.matmul(rot.to(taps.dtype), taps)  # (B, 9, C_out*C_in)
         return rotated.transpose(1, 2).reshape(-1, c_out, c_in, 3, 3)
 
-    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Per-sample rotated conv; ``weight``/``bias`` replace the base kernel (folded BN) if given."""
         kernels = self.kernels(x, weight)
+        if bias is not None:
+            bias = bias.to(kernels.dtype)
         if x.shape[0] == 1:
-            return F.conv2d(x, kernels[0], padding=1)
-        return torch.cat([F.conv2d(x[i : i + 1], kernels[i], padding=1) for i in range(x.shape[0])])
+            return F.conv2d(x, kernels[0], bias, padding=1)
+        return torch.cat(
+            [F.conv2d(x[i : i + 1], kernels[i], bias, padding=1) for i in range(x.shape[0])]
+        )
 
 
 def _fold_bn(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,7 +168,7 @@ class SimpleDecoding(nn.Module):
         w1, b1, w2, b2 = (getattr(self, f"folded_{n}_{step}") for n in ("w1", "b1", "w2", "b2"))
         if w1 is not None and not self.training:
             x = F.relu(F.conv2d(x, w1.to(x.dtype), b1.to(x.dtype), padding=1))
-            return F.relu(rotated(x, w2) + b2.to(x.dtype).view(1, -1, 1, 1))
+            return F.relu(rotated(x, w2, b2))
         x = getattr(self, f"relu1_{step}")(getattr(self, f"bn1_{step}")(getattr(self, f"conv1_{step}")(x)))
         return getattr(self, f"relu2_{step}")(getattr(self, f"bn2_{step}")(rotated(x)))
 

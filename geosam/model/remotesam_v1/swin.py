@@ -121,7 +121,8 @@ class WindowAttention(nn.Module):
         """The relative position bias ``(heads, w^2, w^2)``."""
         n = self.window * self.window
         table = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        return table.view(n, n, -1).permute(2, 0, 1)
+        # Contiguous, so the masks built from it are too (the fused kernel would copy them).
+        return table.view(n, n, -1).permute(2, 0, 1).contiguous()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Attend within each window of ``x`` ``(B * nW, N, C)``.
