@@ -47,7 +47,9 @@ def test_predict_batch_matches_single_predictions(model: RemoteSAM, image: np.nd
     batch = model.predict_batch(images, ["ships", "planes"])
     assert batch.shape == (3, 2, *image.shape[:2])
     for i in range(3):
-        np.testing.assert_allclose(batch[i], model.predict(images[i], ["ships", "planes"]), atol=1e-5)
+        np.testing.assert_allclose(
+            batch[i], model.predict(images[i], ["ships", "planes"]), atol=1e-5
+        )
 
 
 def test_prompt_text_is_encoded_once(model: RemoteSAM, image: np.ndarray) -> None:
@@ -63,6 +65,34 @@ def test_input_of_network_size_is_not_resized(model: RemoteSAM) -> None:
     pixels = model.preprocess(img[None])
     expected = (torch.from_numpy(img).permute(2, 0, 1).float() / 255 - 127 / 255) / (128 / 255)
     torch.testing.assert_close(pixels[0], expected)
+
+
+def test_other_sizes_are_resized_like_the_official_pil_transform(
+    model: RemoteSAM, image: np.ndarray
+) -> None:
+    from PIL import Image
+
+    pixels = model.preprocess(image[None])[0]
+    mean = torch.tensor(model.network.pixel_mean).view(3, 1, 1)
+    std = torch.tensor(model.network.pixel_std).view(3, 1, 1)
+    back = (pixels * std + mean).mul(255).round().permute(1, 2, 0).numpy()
+    expected = np.asarray(Image.fromarray(image).resize((256, 256), Image.Resampling.BILINEAR))
+    np.testing.assert_array_equal(back, expected)
+
+
+def test_probabilities_are_resized_back_with_the_network_mode(model: RemoteSAM) -> None:
+    probs = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
+    nearest = torch.nn.functional.interpolate(probs[:, None], size=(4, 4))[:, 0]
+    model.network.output_resize = "nearest"
+    try:
+        torch.testing.assert_close(model._resize_back(probs, (4, 4)), nearest)
+    finally:
+        model.network.output_resize = "bilinear"
+    smooth = model._resize_back(probs, (4, 4))
+    assert 0 < smooth[0, 0, 1] < 1  # bilinear blends neighbours
+    from geosam.model.remotesam_v1 import RemoteSAMv1
+
+    assert RemoteSAMv1.output_resize == "nearest"  # as the official code
 
 
 @pytest.mark.parametrize(
@@ -81,8 +111,13 @@ def test_bad_images_are_named(model: RemoteSAM, bad: object, match: str) -> None
         model.predict(bad, "ships")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("prompts", "match"), [("", "empty"), ("   ", "empty"), ([], "no prompts"), (["ok", 3], "string"), (None, "string")])
-def test_bad_prompts_are_named(model: RemoteSAM, image: np.ndarray, prompts: object, match: str) -> None:
+@pytest.mark.parametrize(
+    ("prompts", "match"),
+    [("", "empty"), ("   ", "empty"), ([], "no prompts"), (["ok", 3], "string"), (None, "string")],
+)
+def test_bad_prompts_are_named(
+    model: RemoteSAM, image: np.ndarray, prompts: object, match: str
+) -> None:
     with pytest.raises(PromptError, match=match):
         model.predict(image, prompts)  # type: ignore[arg-type]
 

@@ -43,6 +43,9 @@ class PromptSegmenter(nn.Module):
     pixel_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     #: Prompts are tokenised to exactly this many tokens (truncated or zero-padded).
     max_tokens: int = 20
+    #: How probabilities are resized back to the caller's image size ("nearest" in the official
+    #: RemoteSAM code, "bilinear" gives smoother maps).
+    output_resize: str = "bilinear"
     #: State-dict prefixes whose weights come from an installed package and stay frozen: geosam
     #: checkpoints do not store them, and loading takes them from the package instead.
     external_weights: tuple[str, ...] = ()

@@ -13,6 +13,7 @@ from typing import Literal, overload
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from geosam.errors import InputError
 from geosam.model.base import PromptSegmenter, TextFeatures
@@ -133,16 +134,20 @@ class RemoteSAM(TaskMixin):
     # -- images -----------------------------------------------------------------------------------
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
         """``B x H x W x 3`` uint8 -> normalised ``B x 3 x S x S`` float tensor on the device."""
+        size = self.input_size
+        if images.shape[1:3] != (size, size):
+            # Aspect is not kept, as in the official code, which resizes the 8-bit image with
+            # PIL's bilinear filter; doing the same gives the same pixels.
+            images = np.stack(
+                [
+                    np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BILINEAR))
+                    for im in images
+                ]
+            )
         # torch cannot wrap read-only arrays (e.g. PIL-backed); a uint8 copy is cheap.
         arr = np.ascontiguousarray(images)
         x = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).to(self.device)
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
-        size = self.input_size
-        if x.shape[-2:] != (size, size):
-            # Aspect is not kept, as in the official code; antialias matches PIL's bilinear resize.
-            x = F.interpolate(
-                x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-            )
         mean = torch.tensor(self.network.pixel_mean, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.network.pixel_std, device=self.device).view(1, 3, 1, 1)
         return (x - mean) / std
@@ -177,11 +182,14 @@ class RemoteSAM(TaskMixin):
         out = np.empty((b, len(items), h, w), dtype=np.float32)
         for img_idx, prompt_idx, probs in self._run_pairs(pixels, text):
             if probs.shape[-2:] != (h, w):
-                probs = F.interpolate(
-                    probs[:, None], size=(h, w), mode="bilinear", align_corners=False
-                )[:, 0]
+                probs = self._resize_back(probs, (h, w))
             out[img_idx, prompt_idx] = probs.clamp_(0, 1).cpu().numpy()
         return out
+
+    def _resize_back(self, probs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        mode = self.network.output_resize
+        extra = {"align_corners": False} if mode == "bilinear" else {}
+        return F.interpolate(probs[:, None], size=size, mode=mode, **extra)[:, 0]
 
     def predict_logits(self, pixels: torch.Tensor, text: TextFeatures) -> torch.Tensor:
         """Raw network logits ``(B, 2, S, S)`` for preprocessed pixels and one prompt per image."""

@@ -25,6 +25,7 @@ class RemoteSAMv1(PromptSegmenter):
     arch = "remotesam-v1"
     input_size = 896
     max_tokens = 20
+    output_resize = "nearest"  # the official code resizes probabilities back with F.interpolate's default
 
     def __init__(self, drop_path_rate: float = 0.3, fusion_drop: float = 0.0) -> None:
         super().__init__()
