@@ -31,7 +31,7 @@ def test_predict_single_prompt_gives_hxw_probabilities(model: RemoteSAM, image: 
     prob = model.predict(image, "ships")
     assert prob.shape == image.shape[:2]
     assert prob.dtype == np.float32
-    assert 0.0 <= prob.min() and prob.max() <= 1.0
+    assert prob.min() >= 0.0 and prob.max() <= 1.0
     assert prob.std() > 0  # a real map, not a constant
 
 
