@@ -43,11 +43,12 @@ install_packages() {
         apt-get install -y -qq --no-install-recommends postgresql postgresql-15-postgis-3 >&2
     fi
     if ! "$PY" -c "import pypgstac, stac_fastapi.pgstac, uvicorn" 2>/dev/null; then
-        # Constrain every installed package to its current version: pypgstac/stac-fastapi must not move
-        # torch, numpy or anything else of the pinned stack (pypgstac 0.10 would downgrade cachetools).
+        # The project's `pgstac` extra pins the server packages; constraining every installed package
+        # to its current version keeps them from moving torch, numpy or anything else of the stack.
+        mkdir -p "$STATE"
         "$PY" -m pip freeze --exclude-editable | grep -v ' @ ' >"$STATE/constraints.txt"
-        log "pip install pypgstac[psycopg] stac-fastapi-pgstac uvicorn (constrained to the current venv)"
-        "$PY" -m pip install -q -c "$STATE/constraints.txt" "pypgstac[psycopg]" stac-fastapi-pgstac uvicorn >&2
+        log "pip install -e .[pgstac] (constrained to the current venv)"
+        "$PY" -m pip install -q -c "$STATE/constraints.txt" -e "$ROOT[pgstac]" >&2
     fi
 }
 
