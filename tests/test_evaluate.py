@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from geosam.cli import main
@@ -256,3 +257,29 @@ def test_cli_errors(capsys: pytest.CaptureFixture[str], args: list[str], message
     code = main(["evaluate", "--data", str(SETS["yolo"]), "--format", "yolo", *args])
     assert code == 1
     assert message in capsys.readouterr().err
+
+
+def test_cli_scores_a_triplet_split_per_expression_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from geosam.model import create, save_checkpoint
+    from tests.data_fixtures import build_crops
+
+    build_crops(tmp_path / "triplets")
+    checkpoint = save_checkpoint(
+        create("remotesam-lite", input_size=128), tmp_path / "lite.safetensors"
+    )
+    code = main([
+        "evaluate", "--data", str(tmp_path / "triplets"), "--format", "triplets", "--split", "valid",
+        "--split", "heldout", "--model", str(checkpoint), "--device", "cpu", "--json",
+    ])  # fmt: skip
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    scores = json.loads(lines[-1])
+    samples = pd.read_parquet(tmp_path / "triplets" / "samples.parquet")
+    samples = samples[samples["split"].isin(["valid", "heldout"])]
+    assert scores["n"] == len(samples)
+    for kind, count in samples["kind"].value_counts().items():
+        assert scores[f"{kind}/n"] == count
+        assert 0.0 <= scores[f"{kind}/P@0.5"] <= 1.0
+    assert any(line.startswith("zero ") for line in lines)  # the per-kind table

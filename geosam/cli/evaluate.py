@@ -13,6 +13,7 @@ examples:
   geosam evaluate --data ../shared/data/ships_ge/valid --format yolo --prompt ship="ships" --json
   geosam evaluate --data ../shared/data/dota --format dota --negative "swimming pools" --negative bridges
   geosam evaluate --data ../shared/data/loveda --format mask
+  geosam evaluate --data triplets --format triplets --split valid   # attribute expressions
 
 The last line printed with --json is one JSON object:
   {"categories": {NAME: {"prompt", "oIoU", "mIoU", "P@0.5", "AP50", "count_acc", "images", "objects"}},
@@ -38,10 +39,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--format",
         required=True,
-        choices=("coco", "yolo", "dota", "mask"),
+        choices=("coco", "yolo", "dota", "mask", "triplets"),
         dest="fmt",
         help="coco: json beside the images; yolo: images/ labels/ data.yaml; "
-        "dota: images/ labelTxt/; mask: iSAID instance PNGs or img/ + ann/ class masks",
+        "dota: images/ labelTxt/; mask: iSAID instance PNGs or img/ + ann/ class masks; "
+        "triplets: a `geosam prepare` folder, scored per expression kind (class, zero, size, "
+        "position, relation, count) and source",
+    )
+    p.add_argument(
+        "--split",
+        action="append",
+        default=[],
+        help="with --format triplets: the split(s) to score (default valid)",
     )
     p.add_argument(
         "--model",
@@ -121,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be a positive number of images, got {args.limit}")
+    if args.fmt == "triplets":
+        return _run_triplets(args)
     classes = None
     if args.classes:
         try:
@@ -154,4 +165,35 @@ def run(args: argparse.Namespace) -> int:
     print(result.table())
     if args.json:
         print(json.dumps(result.to_json()))
+    return 0
+
+
+def _run_triplets(args: argparse.Namespace) -> int:
+    """Referring-expression scores of a triplet dataset split, per expression kind and source."""
+    from geosam.data.dataset import TripletDataset
+    from geosam.model.build import load_model
+    from geosam.train.trainer import evaluate_triplets
+
+    splits = args.split or ["valid"]
+    model = load_model(args.model, weights=args.weights, device=args.device)
+    dataset = TripletDataset.for_network(args.data, model.network, splits, limit=args.limit)
+    scores = evaluate_triplets(
+        model.network, dataset, device=model.device, precision=model.precision, progress=True
+    )
+    groups = sorted({key.rpartition("/")[0] for key in scores})
+    print(f"{args.data} ({'+'.join(splits)}), model {args.model}: {len(dataset)} samples")
+    print(f"{'group':<16} {'n':>6} {'oIoU':>7} {'mIoU':>7} {'P@0.5':>7} {'empty':>7}")
+    for group in groups:
+        prefix = f"{group}/" if group else ""
+
+        def cell(name: str, prefix: str = prefix) -> str:
+            value = scores.get(f"{prefix}{name}")
+            return "      -" if value is None else f"{value:7.3f}"
+
+        n = int(scores[f"{prefix}n"])
+        print(
+            f"{group or 'all':<16} {n:>6} {cell('oIoU')} {cell('mIoU')} {cell('P@0.5')} {cell('empty_ok')}"
+        )
+    if args.json:
+        print(json.dumps(scores))
     return 0
