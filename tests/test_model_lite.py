@@ -25,8 +25,12 @@ def net() -> torch.nn.Module:
 
 
 def test_pretrained_parts_come_from_the_installed_packages(net: torch.nn.Module) -> None:
-    effnet = torch.load(_pretrained_path("efficientnet-lite0"), map_location="cpu", weights_only=True)
-    torch.testing.assert_close(net.backbone.blocks[5]._depthwise_conv.weight, effnet["_blocks.5._depthwise_conv.weight"])
+    effnet = torch.load(
+        _pretrained_path("efficientnet-lite0"), map_location="cpu", weights_only=True
+    )
+    torch.testing.assert_close(
+        net.backbone.blocks[5]._depthwise_conv.weight, effnet["_blocks.5._depthwise_conv.weight"]
+    )
     minilm = load_file(str(Path(minilm_path()) / "model.safetensors"))
     torch.testing.assert_close(
         net.text_encoder.bert.encoder.layer[3].attention.self.query.weight,
@@ -117,3 +121,28 @@ def test_checkpoint_errors_are_readable(net: torch.nn.Module, tmp_path: Path) ->
 
     with pytest.raises(CheckpointError, match="wrong shape"):
         load_weights(net, state, source="other.safetensors")
+
+
+def test_coordinate_map_spans_the_grid() -> None:
+    from geosam.model.lite.fusion import coordinate_map
+
+    grid = coordinate_map(torch.zeros(2, 5, 4, 8))
+    assert grid.shape == (2, 2, 4, 8)
+    assert grid[0, 0, 0, 0] < 0 < grid[0, 0, 0, -1]  # x grows to the right
+    assert grid[0, 1, 0, 0] < 0 < grid[0, 1, -1, 0]  # y grows downwards
+    torch.testing.assert_close(grid[0, 0].mean(), torch.tensor(0.0))
+
+
+def test_scene_context_starts_as_identity_and_sees_the_words(net: torch.nn.Module) -> None:
+    context = net.context
+    x = torch.randn(1, 320, 6, 6)
+    ids, mask = tokenize(["the largest ship"])
+    words = net.encode_text(ids, mask)
+    with torch.no_grad():
+        torch.testing.assert_close(context(x, words.features, words.mask), x)
+        torch.nn.init.normal_(context.out.weight, std=0.05)
+        a = context(x, words.features, words.mask)
+        other = net.encode_text(*tokenize(["the smallest ship"]))
+        b = context(x, other.features, other.mask)
+        torch.nn.init.zeros_(context.out.weight)
+    assert not torch.allclose(a, b)  # the prompt changes the global reasoning

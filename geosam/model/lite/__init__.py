@@ -16,7 +16,17 @@ def remotesam_lite(
     backbone: str = "efficientnet-lite0",
     decoder_channels: Sequence[int] = (64, 96, 128),
     freeze_text: bool = True,
+    coords: bool = True,
+    context_layers: int = 1,
     pretrained: bool = True,
 ) -> RemoteSAMLite:
     """EfficientNet-Lite0 + MiniLM with language fused in every stage; the default CPU model."""
-    return RemoteSAMLite(input_size, backbone, decoder_channels, freeze_text, pretrained=pretrained)
+    return RemoteSAMLite(
+        input_size,
+        backbone,
+        decoder_channels,
+        freeze_text,
+        coords,
+        context_layers,
+        pretrained=pretrained,
+    )

@@ -22,13 +22,24 @@ class PixelWordFusion(nn.Module):
     """
 
     def __init__(
-        self, channels: int, text_dim: int, attn_dim: int | None = None, *, gated: bool = True
+        self,
+        channels: int,
+        text_dim: int,
+        attn_dim: int | None = None,
+        *,
+        gated: bool = True,
+        coords: bool = True,
     ):
         super().__init__()
         d = attn_dim or max(channels, 32)
         self.attn_dim = d
+        self.coords = coords
         self.vis_proj = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.GELU())
-        self.query = nn.Sequential(nn.Conv2d(channels, d, 1), nn.InstanceNorm2d(d, affine=True))
+        # Normalised pixel coordinates join the query so that words such as "left" or "top" can
+        # be matched to places (a convolutional backbone alone barely knows where it is).
+        self.query = nn.Sequential(
+            nn.Conv2d(channels + 2 * coords, d, 1), nn.InstanceNorm2d(d, affine=True)
+        )
         self.key = nn.Linear(text_dim, d)
         self.value = nn.Linear(text_dim, d)
         self.lang_out = nn.Sequential(
@@ -51,7 +62,8 @@ class PixelWordFusion(nn.Module):
         self, x: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         b, _, h, w = x.shape
-        q = self.query(x).flatten(2).transpose(1, 2)  # B, HW, d
+        q_in = torch.cat([x, coordinate_map(x)], dim=1) if self.coords else x
+        q = self.query(q_in).flatten(2).transpose(1, 2)  # B, HW, d
         k = self.key(words)  # B, N, d
         v = self.value(words)
         # Padding tokens get no attention; a boolean mask broadcast over the pixel axis.
@@ -62,3 +74,52 @@ class PixelWordFusion(nn.Module):
         if self.gate is None:
             return x, x_res
         return x + self.gate(x_res) * x_res, x_res
+
+
+def coordinate_map(x: torch.Tensor) -> torch.Tensor:
+    """``(B, 2, H, W)`` pixel-centre coordinates of ``x``'s grid, x then y, each in [-1, 1]."""
+    b, _, h, w = x.shape
+    ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=x.device, dtype=x.dtype)
+    xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=x.device, dtype=x.dtype)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y])[None].expand(b, 2, h, w)
+
+
+class SceneContext(nn.Module):
+    """Global reasoning over the coarsest map: pixels (with positions) and words in one attention.
+
+    Referring to "the largest ship" or "the plane in the top left" means comparing objects across
+    the whole image, which the convolutional stages cannot. At stride 32 the map is small (16 x 16
+    for a 512 input), so a full transformer layer over its pixels plus the prompt's words is cheap.
+    """
+
+    def __init__(self, channels: int, text_dim: int, layers: int = 1, heads: int = 8):
+        super().__init__()
+        self.words = nn.Linear(text_dim, channels)
+        self.position = nn.Sequential(
+            nn.Linear(2, channels), nn.GELU(), nn.Linear(channels, channels)
+        )
+        self.kind = nn.Parameter(torch.zeros(2, channels))  # pixel / word token type
+        layer = nn.TransformerEncoderLayer(
+            channels,
+            heads,
+            dim_feedforward=2 * channels,
+            dropout=0.0,
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out = nn.Linear(channels, channels)
+        nn.init.zeros_(self.out.weight)  # starts as the identity map of the input
+        nn.init.zeros_(self.out.bias)
+
+    def forward(
+        self, x: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor
+    ) -> torch.Tensor:
+        b, c, h, w = x.shape
+        pixels = x.flatten(2).transpose(1, 2)
+        pos = self.position(coordinate_map(x).flatten(2).transpose(1, 2))
+        tokens = torch.cat([pixels + pos + self.kind[0], self.words(words) + self.kind[1]], dim=1)
+        padding = torch.cat([word_mask.new_ones(b, h * w), word_mask], dim=1) == 0
+        out = self.encoder(tokens, src_key_padding_mask=padding)[:, : h * w]
+        return x + self.out(out).transpose(1, 2).reshape(b, c, h, w)

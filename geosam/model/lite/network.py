@@ -12,7 +12,7 @@ from torch import nn
 from geosam.model.base import PromptSegmenter, TextFeatures
 from geosam.model.lite.backbone import STAGE_CHANNELS, EfficientNetStages
 from geosam.model.lite.decoder import PresenceGate, TopDownDecoder
-from geosam.model.lite.fusion import PixelWordFusion
+from geosam.model.lite.fusion import PixelWordFusion, SceneContext
 from geosam.model.lite.text_encoder import MiniLMEncoder
 
 
@@ -37,6 +37,8 @@ class RemoteSAMLite(PromptSegmenter):
         backbone: str = "efficientnet-lite0",
         decoder_channels: Sequence[int] = (64, 96, 128),
         freeze_text: bool = True,
+        coords: bool = True,
+        context_layers: int = 1,
         *,
         pretrained: bool = True,
     ):
@@ -47,6 +49,8 @@ class RemoteSAMLite(PromptSegmenter):
             "backbone": backbone,
             "decoder_channels": list(decoder_channels),
             "freeze_text": freeze_text,
+            "coords": coords,
+            "context_layers": context_layers,
         }
         self.text_encoder = MiniLMEncoder(pretrained=pretrained, frozen=freeze_text)
         if freeze_text:
@@ -54,8 +58,13 @@ class RemoteSAMLite(PromptSegmenter):
         self.backbone = EfficientNetStages(backbone, pretrained=pretrained)
         last = len(STAGE_CHANNELS) - 1
         self.fusion = nn.ModuleList(
-            PixelWordFusion(c, self.text_encoder.dim, gated=i < last)
+            PixelWordFusion(c, self.text_encoder.dim, gated=i < last, coords=coords)
             for i, c in enumerate(STAGE_CHANNELS)
+        )
+        self.context = (
+            SceneContext(STAGE_CHANNELS[-1], self.text_encoder.dim, context_layers)
+            if context_layers
+            else None
         )
         self.decoder = TopDownDecoder(STAGE_CHANNELS, decoder_channels)
         self.presence = PresenceGate(STAGE_CHANNELS[-1])
@@ -70,5 +79,7 @@ class RemoteSAMLite(PromptSegmenter):
             x = self.backbone.run_stage(stage, x)
             x, x_res = fusion(x, text.features, text.mask)
             language_maps.append(x_res)
+        if self.context is not None:
+            language_maps[-1] = self.context(language_maps[-1], text.features, text.mask)
         logits = self.presence(language_maps[-1], self.decoder(language_maps))
         return F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
