@@ -39,6 +39,7 @@ from geosam.metrics import counting_accuracy, detection_ap, res_scores_from_coun
 from geosam.tasks._probs import prompt_probabilities
 from geosam.tasks._protocol import ProbabilityModel
 from geosam.tasks.boxes import mask_to_boxes
+from geosam.tiling import blend_profile
 
 if TYPE_CHECKING:
     from geosam.data.instances import InstanceTable
@@ -205,17 +206,6 @@ def _starts(size: int, tile: int, stride: int) -> list[int]:
     return [int(v) for v in np.linspace(0, size - tile, n).round()]
 
 
-def _ramp(length: int, overlap: int) -> np.ndarray:
-    """Window weights: 1 inside, a linear ramp over the overlap at both ends (never 0)."""
-    w = np.ones(length)
-    n = min(overlap, length // 2)
-    if n:
-        ramp = (np.arange(n) + 0.5) / n
-        w[:n] = ramp
-        w[length - n :] = ramp[::-1]
-    return w
-
-
 def image_probabilities(
     model: ProbabilityModel,
     image: np.ndarray,
@@ -225,7 +215,9 @@ def image_probabilities(
     overlap: int | None = None,
 ) -> np.ndarray:
     """``P x H x W`` probabilities of all prompts; images above ``tile`` px are predicted in
-    overlapping windows (``overlap`` default ``tile // 8``) blended with linear edge ramps."""
+    overlapping windows (``overlap`` default ``tile // 8``) blended with the scene pipeline's
+    raised-cosine weights (:func:`geosam.tiling.blend_profile`); the last window of a row or column
+    is moved inside the image instead of padding it."""
     h, w = image.shape[:2]
     if tile is None or (h <= tile and w <= tile):
         return prompt_probabilities(model, image, prompts)
@@ -237,8 +229,8 @@ def image_probabilities(
     for y0 in _starts(h, tile, tile - overlap):
         for x0 in _starts(w, tile, tile - overlap):
             win = np.ascontiguousarray(image[y0 : y0 + tile, x0 : x0 + tile])
-            wy = _ramp(win.shape[0], overlap if h > tile else 0)
-            wx = _ramp(win.shape[1], overlap if w > tile else 0)
+            wy = blend_profile(win.shape[0], overlap if h > tile else 0)
+            wx = blend_profile(win.shape[1], overlap if w > tile else 0)
             wgt = np.outer(wy, wx).astype(np.float32)
             probs = prompt_probabilities(model, win, prompts)
             acc[:, y0 : y0 + win.shape[0], x0 : x0 + win.shape[1]] += probs * wgt
