@@ -42,7 +42,9 @@ from geosam.tasks.boxes import mask_to_boxes
 from geosam.tiling import blend_profile
 
 if TYPE_CHECKING:
+    from geosam.data.dataset import TripletDataset
     from geosam.data.instances import InstanceTable
+    from geosam.model.predictor import RemoteSAM
 
 FORMATS = ("coco", "yolo", "dota", "mask")
 
@@ -350,3 +352,37 @@ def evaluate(
         negatives={n: empty[n] / len(images) for n in negatives},
         images=len(images),
     )
+
+
+def evaluate_referring(
+    model: RemoteSAM,
+    dataset: TripletDataset,
+    *,
+    resolve: bool = True,
+    threshold: float = 0.5,
+    progress: bool = False,
+) -> dict[str, float]:
+    """oIoU, mIoU, P@0.5 and empty-mask accuracy on a triplet dataset, overall and per expression
+    kind and source (``size/P@0.5`` ...), each sample at the network's input size without
+    augmentation. ``resolve``: size/position expressions through :func:`geosam.tasks.refer`
+    (geometry over the class mask), else every expression through the network alone.
+
+    >>> evaluate_referring(model, TripletDataset.for_network("triplets", model.network, "valid"))  # doctest: +SKIP
+    {'oIoU': 0.71, ..., 'size/P@0.5': 0.66, ...}
+    """
+    import torch
+
+    from geosam.tasks.referring import refer
+    from geosam.train.metrics import SegmentationMeter
+
+    meter = SegmentationMeter()
+    kinds, sources = dataset.samples["kind"].tolist(), dataset.samples["source"].tolist()
+    for i in tqdm(range(len(dataset)), desc="expressions", disable=not progress):
+        view = dataset.view(i)
+        if resolve:
+            prob = refer(model, view.image, view.text, threshold=threshold)
+        else:
+            prob = model.predict(view.image, view.text)
+        pred = torch.from_numpy(prob > threshold)[None]
+        meter.update(pred, torch.from_numpy(view.mask)[None], [[kinds[i], sources[i]]])
+    return meter.result()

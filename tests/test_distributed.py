@@ -58,7 +58,8 @@ def test_pipeline_on_cluster_equals_local_scheduler(client: Client, tmp_path: Pa
     np.testing.assert_allclose(stored.values, local.values, atol=1e-5)
     gdf = geosam.to_geodataframe(stored.chunk({"y": 128, "x": 128}), threshold=threshold)
     assert len(gdf) == len(local_gdf) > 0
-    assert gdf["area"].sum() == pytest.approx(local_gdf["area"].sum())
+    # rounding differences between processes may move the odd boundary pixel across the threshold
+    assert gdf["area"].sum() == pytest.approx(local_gdf["area"].sum(), rel=1e-3)
     assert gdf.crs == local_gdf.crs == stored.rio.crs
 
     # one model per worker process, loaded there; torch is not slowed by the nanny's malloc trimming

@@ -259,8 +259,9 @@ def test_cli_errors(capsys: pytest.CaptureFixture[str], args: list[str], message
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("how", [[], ["--network-only"]])
 def test_cli_scores_a_triplet_split_per_expression_kind(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], how: list[str]
 ) -> None:
     from geosam.model import create, save_checkpoint
     from tests.data_fixtures import build_crops
@@ -271,7 +272,7 @@ def test_cli_scores_a_triplet_split_per_expression_kind(
     )
     code = main([
         "evaluate", "--data", str(tmp_path / "triplets"), "--format", "triplets", "--split", "valid",
-        "--split", "heldout", "--model", str(checkpoint), "--device", "cpu", "--json",
+        "--split", "heldout", "--model", str(checkpoint), "--device", "cpu", "--json", *how,
     ])  # fmt: skip
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()

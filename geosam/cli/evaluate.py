@@ -53,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="with --format triplets: the split(s) to score (default valid)",
     )
     p.add_argument(
+        "--network-only",
+        action="store_true",
+        help="with --format triplets: score the network's own reading of every expression, "
+        "without resolving size/position expressions by geometry (geosam.tasks.refer)",
+    )
+    p.add_argument(
         "--model",
         default="remotesam-lite",
         help="registered model name or geosam .safetensors checkpoint (default remotesam-lite)",
@@ -171,17 +177,18 @@ def run(args: argparse.Namespace) -> int:
 def _run_triplets(args: argparse.Namespace) -> int:
     """Referring-expression scores of a triplet dataset split, per expression kind and source."""
     from geosam.data.dataset import TripletDataset
+    from geosam.evaluation import evaluate_referring
     from geosam.model.build import load_model
-    from geosam.train.trainer import evaluate_triplets
 
     splits = args.split or ["valid"]
     model = load_model(args.model, weights=args.weights, device=args.device)
     dataset = TripletDataset.for_network(args.data, model.network, splits, limit=args.limit)
-    scores = evaluate_triplets(
-        model.network, dataset, device=model.device, precision=model.precision, progress=True
+    scores = evaluate_referring(
+        model, dataset, resolve=not args.network_only, threshold=args.threshold, progress=True
     )
     groups = sorted({key.rpartition("/")[0] for key in scores})
-    print(f"{args.data} ({'+'.join(splits)}), model {args.model}: {len(dataset)} samples")
+    how = "network only" if args.network_only else "attributes resolved by geometry"
+    print(f"{args.data} ({'+'.join(splits)}), model {args.model}, {how}: {len(dataset)} samples")
     print(f"{'group':<16} {'n':>6} {'oIoU':>7} {'mIoU':>7} {'P@0.5':>7} {'empty':>7}")
     for group in groups:
         prefix = f"{group}/" if group else ""

@@ -41,6 +41,7 @@ def rasterize(
     *,
     by: Literal["union"] = "union",
     transform: Affine | None = None,
+    separate: bool = False,
 ) -> np.ndarray: ...
 @overload
 def rasterize(

@@ -7,6 +7,7 @@ predictor:
 =====================  ===============================================================
 semantic_segment       label map, one prompt per class ("{class} in the image")
 detect                 boxes per class from the class masks (mask-to-box, NMS)
+refer                  the mask of what an expression refers to ("the largest ship": by geometry)
 ground                 the union box of what a free-text expression refers to
 classify               multi-label scores or the scene class (lambda * max + (1 - lambda) * mean)
 count                  objects per class (the number of detected boxes)
@@ -32,6 +33,9 @@ _EXPORTS = {
     "detect": "detection",
     "boxes_from_probs": "detection",
     "ground": "grounding",
+    "refer": "referring",
+    "parse_attribute": "referring",
+    "select_component": "referring",
     "box_from_prob": "grounding",
     "classify": "classification",
     "class_scores": "classification",
@@ -71,8 +75,11 @@ __all__ = [
     "mask_to_boxes",
     "nms",
     "oriented_corners",
+    "parse_attribute",
+    "refer",
     "region_scores",
     "scores_from_probs",
+    "select_component",
     "semantic_segment",
 ]
 
@@ -86,6 +93,7 @@ if TYPE_CHECKING:
     from geosam.tasks.counting import count
     from geosam.tasks.detection import boxes_from_probs, detect
     from geosam.tasks.grounding import box_from_prob, ground
+    from geosam.tasks.referring import parse_attribute, refer, select_component
     from geosam.tasks.region import classify_region, region_scores
     from geosam.tasks.semantic import labels_from_probs, semantic_segment
 

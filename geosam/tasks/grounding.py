@@ -6,8 +6,9 @@ import numpy as np
 
 from geosam.errors import PromptError
 from geosam.model.text import normalize_prompts
-from geosam.tasks._probs import ProbabilityModel, prompt_probabilities
+from geosam.tasks._probs import ProbabilityModel
 from geosam.tasks.boxes import MIN_SCORE, components
+from geosam.tasks.referring import refer
 
 
 def box_from_prob(
@@ -35,8 +36,10 @@ def ground(
 ) -> np.ndarray | None:
     """Box ``[x1, y1, x2, y2, score]`` of what ``expression`` describes, or None if nothing is found.
 
-    The expression is segmented as is (referring segmentation); the box encloses every object of
-    the mask, as the paper's grounding does. Pixel coordinates with exclusive ends.
+    The expression is segmented by :func:`geosam.tasks.referring.refer` (size and position
+    expressions pick one object of their class by geometry, anything else is segmented as is); the
+    box encloses every object of the mask, as the paper's grounding does. Pixel coordinates with
+    exclusive ends.
 
     >>> ground(model, image, "the plane nearest the hangar")  # doctest: +SKIP
     array([412., 96., 470., 150., 0.83])
@@ -44,5 +47,4 @@ def ground(
     if not isinstance(expression, str):
         raise PromptError(f"expression must be one string, got {type(expression).__name__}")
     prompts, _ = normalize_prompts(expression)
-    prob = prompt_probabilities(model, image, prompts)[0]
-    return box_from_prob(prob, threshold)
+    return box_from_prob(refer(model, image, prompts[0], threshold=threshold), threshold)

@@ -59,6 +59,18 @@ class TaskMixin:
 
         return detect(self, image, classes, oriented, threshold=threshold, template=template)
 
+    def refer(
+        self: ProbabilityModel, image: np.ndarray, expression: str, *, threshold: float = 0.5
+    ) -> np.ndarray:
+        """``H x W`` probability of what ``expression`` refers to; size and position expressions pick
+        one object by geometry (:func:`geosam.tasks.refer`).
+
+        >>> prob = model.refer(image, "the largest ship")  # doctest: +SKIP
+        """
+        from geosam.tasks.referring import refer
+
+        return refer(self, image, expression, threshold=threshold)
+
     def ground(
         self: ProbabilityModel, image: np.ndarray, expression: str, *, threshold: float = 0.5
     ) -> np.ndarray | None:

@@ -469,7 +469,7 @@ def train(config: TrainConfig) -> TrainResult:
                                             device=device, precision=precision, progress=cfg.progress)
                 record.update({f"val/{k}": v for k, v in metrics.items()})
                 if metrics.get("oIoU", -math.inf) > best:
-                    best = metrics["oIoU"]
+                    best = float(metrics["oIoU"])  # a numpy scalar would not load with weights_only
                     checkpoint("best.safetensors", epoch=epoch, global_step=global_step, metrics=metrics)
             history.append(record)
             log(record)
