@@ -14,7 +14,6 @@ from geosam.cli import main
 from geosam.sample_data import naip_paths
 
 pytest_plugins = ["tests.stac_fixtures"]
-pytestmark = pytest.mark.filterwarnings("ignore:.*no trained weights.*:UserWarning")
 
 FAST = ["--device", "cpu", "--input-size", "128"]
 NAIP_BBOX = ["-99.142", "47.014", "-99.132", "47.022"]  # inside the NAIP test crops

@@ -21,10 +21,7 @@ from geosam.distributed import GPU, ModelRef, local_cluster
 from geosam.sample_data import naip_paths
 from tests.pipeline_fixtures import foreground_threshold, naip_scene
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:.*no trained weights.*:UserWarning"),
-    pytest.mark.slow,
-]
+pytestmark = pytest.mark.slow
 
 # workers load this themselves from its name: nothing but the ref travels in the tasks
 REF = ModelRef("remotesam-lite", device="cpu", precision="fp32", input_size=128)

@@ -173,12 +173,7 @@ def _check_ranges(report: dict[str, object], images: int) -> None:
         assert scores["mIoU"] is not None and scores["P@0.5"] is not None
 
 
-# The default model has no trained weights yet and says so on every load.
-_UNTRAINED = pytest.mark.filterwarnings("ignore:remotesam-lite. no trained weights")
-
-
 @pytest.mark.slow
-@_UNTRAINED
 @pytest.mark.parametrize(
     ("name", "extra", "images"),
     [
@@ -244,7 +239,6 @@ def test_cli_console_script_prints_json_last(tmp_path: Path) -> None:
     assert "evaluate" in proc.stderr  # the progress bar
 
 
-@_UNTRAINED
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -20,7 +20,6 @@ from geosam.tiling import WindowGrid, blend_profile
 from tests.pipeline_fixtures import landsat_scene, naip_scene, naip_time_series
 
 pytest_plugins = ["tests.stac_fixtures"]
-pytestmark = pytest.mark.filterwarnings("ignore:.*no trained weights.*:UserWarning")
 
 
 def test_window_grid_covers_scene_and_weights_partition() -> None:

@@ -14,8 +14,6 @@ from geosam import RemoteSAM
 from geosam.errors import InputError, MissingCRSError
 from tests.pipeline_fixtures import foreground_threshold, naip_scene, naip_time_series
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*no trained weights.*:UserWarning")
-
 
 @pytest.fixture(scope="module")
 def probability() -> xr.DataArray:

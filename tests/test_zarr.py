@@ -20,7 +20,6 @@ from geosam.errors import IncompleteResultError, InputError, JobMismatchError
 from geosam.zarr_store import COMPLETE_ATTR, DONE_VAR
 from tests.pipeline_fixtures import naip_scene, naip_time_series
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*no trained weights.*:UserWarning")
 ROOT = Path(__file__).resolve().parents[1]
 
 # The batch job of the kill test: segment a real scene into Zarr, SIGKILL itself after KILL_AFTER chunks.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,9 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.input_size:
         options["input_size"] = args.input_size
     ref = model_ref(args.model or None, **options)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*no trained weights.*")
-        model = get_model(ref)
+    model = get_model(ref)
     print(f"model: {model}")
     catalog = demo_catalog(out / "stac")
     written: list[Path] = []

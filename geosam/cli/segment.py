@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,8 +146,7 @@ def run(args: argparse.Namespace) -> int:
     prompts = args.prompt[0] if len(args.prompt) == 1 else args.prompt
     if args.gpu_resource:
         configure_dask(gpu=True)  # low-level fusion would drop the annotation (docs/distributed.md)
-    with scheduler(args.scheduler), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*no trained weights.*")
+    with scheduler(args.scheduler):
         result = geosam.segment(
             scene,
             prompts,

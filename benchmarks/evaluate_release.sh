@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The quality figures of docs/model-card.md: `geosam evaluate` on the valid splits of the shared data,
+# on chips of DOTA, iSAID and LoveDA held back from training, and on the attribute expressions.
+#
+#   geosam prepare --data-root ../shared/data --out data/triplets --chip-rounds 8    # once (about a minute)
+#   benchmarks/evaluate_release.sh ../shared/data data/triplets eval/                 # about 15 minutes on 2 cores
+#   MODEL=runs/lite/best.safetensors benchmarks/evaluate_release.sh ...               # a checkpoint instead
+#
+# Each evaluation prints its table; OUT/<name>.json keeps the figures.
+set -euo pipefail
+DATA=${1:-../shared/data}
+TRIPLETS=${2:-data/triplets}
+OUT=${3:-eval}
+MODEL=${MODEL:-remotesam-lite}
+GEOSAM=${GEOSAM:-.venv/bin/geosam}
+mkdir -p "$OUT"
+
+run() {
+    local name=$1
+    shift
+    echo "== $name" >&2
+    "$GEOSAM" evaluate --model "$MODEL" --json "$@" | tee "$OUT/$name.txt" | tail -n 1 >"$OUT/$name.json"
+    head -n -1 "$OUT/$name.txt"
+}
+
+# hard negatives: look-alikes (helicopters at airports, vehicles and storage tanks in harbours) and
+# classes that occur elsewhere in training
+run ships --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships \
+    --negative airplanes --negative helicopters --negative vehicles --negative "storage tanks" \
+    --negative "tennis courts" --negative "swimming pools"
+run planes --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes \
+    --negative helicopters --negative ships --negative vehicles --negative "storage tanks" \
+    --negative "swimming pools" --negative "tennis courts"
+for source in dota isaid loveda; do
+    run "heldout-$source" --data "$TRIPLETS/heldout-$source.coco.json" --format coco
+done
+run attributes --data "$TRIPLETS" --format triplets --split valid
+run attributes-network-only --data "$TRIPLETS" --format triplets --split valid --network-only
