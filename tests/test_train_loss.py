@@ -44,3 +44,25 @@ def test_perfect_prediction_has_low_loss_and_gradients_flow() -> None:
     assert segmentation_loss(good, target).total < 0.01 < segmentation_loss(bad, target).total
     segmentation_loss(good, target).total.backward()
     assert good.grad is not None and torch.isfinite(good.grad).all()
+
+
+def test_presence_term_punishes_a_few_false_positive_pixels_on_an_empty_target() -> None:
+    target = torch.zeros(2, 32, 32, dtype=torch.long)
+    target[1, 4:12, 4:12] = 1  # image 0 is a one-to-zero sample, image 1 holds the object
+    logits = torch.zeros(2, 2, 32, 32)
+    logits[:, 0] = 6.0  # confident background everywhere ...
+    logits[1, 1, 4:12, 4:12] = 12.0  # ... the object found ...
+    clean = segmentation_loss(logits, target, presence_weight=1.0)
+    logits[0, 1, 20:22, 20:22] = 12.0  # ... and four false-positive pixels on the empty image
+    noisy = segmentation_loss(logits, target, presence_weight=1.0)
+    # pixel-averaged CE barely notices four pixels; the presence term does
+    assert noisy.ce - clean.ce < 0.02
+    assert noisy.presence - clean.presence > 1.0
+    assert clean.presence < 0.01
+    # off by default: the official loss
+    official = segmentation_loss(logits, target)
+    assert official.presence == 0 and official.total == pytest.approx(noisy.total - noisy.presence)
+    # ignored pixels cannot count as evidence
+    ignored = target.clone()
+    ignored[0, 20:22, 20:22] = 255
+    assert segmentation_loss(logits, ignored, presence_weight=1.0).presence < 0.01

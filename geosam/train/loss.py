@@ -5,6 +5,13 @@ Dice compares the softmax with the one-hot target per image and class, ``1 - (2 
 with ``s = 1e-6``, summed over images and both classes, as the official code does. Pixels whose
 target is ``ignore_index`` count in neither term.
 
+An optional image-level presence term (not in the official loss, off by default) is the binary
+cross-entropy between the mean foreground probability of each image's most confident pixels and
+whether the image holds the referred object at all. On one-to-zero samples the Dice term is
+saturated (any predicted mass gives a loss near 1 with a vanishing gradient) and the pixel-averaged
+CE weighs a few false-positive pixels lightly; this term penalises exactly the pixels that would
+make an empty answer non-empty.
+
 >>> loss = segmentation_loss(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))
 """
 
@@ -21,6 +28,7 @@ class LossParts(NamedTuple):
     total: torch.Tensor
     ce: torch.Tensor
     dice: torch.Tensor
+    presence: torch.Tensor
 
 
 def dice_loss(
@@ -43,6 +51,20 @@ def dice_loss(
     raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
 
 
+def presence_loss(
+    logits: torch.Tensor, target: torch.Tensor, *, top_fraction: float = 1e-3, ignore_index: int = 255
+) -> torch.Tensor:
+    """BCE between the mean foreground probability of the top ``top_fraction`` of each image's
+    valid pixels and whether its target has any foreground; the mean over images."""
+    fg = torch.softmax(logits.float(), dim=1)[:, 1].flatten(1)
+    flat = target.flatten(1)
+    fg = fg.masked_fill(flat == ignore_index, 0.0)
+    k = max(1, round(fg.shape[1] * top_fraction))
+    score = fg.topk(k, dim=1).values.mean(dim=1).clamp(1e-6, 1 - 1e-6)
+    present = (flat == 1).any(dim=1).to(score.dtype)
+    return F.binary_cross_entropy(score, present)
+
+
 def segmentation_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -52,12 +74,15 @@ def segmentation_loss(
     smooth: float = 1e-6,
     ignore_index: int = 255,
     dice_reduction: str = "sum",
+    presence_weight: float = 0.0,
 ) -> LossParts:
-    """``(1 - dice_weight) * CE + dice_weight * Dice`` for logits ``(B, 2, H, W)`` and a long target
-    ``(B, H, W)``; returns the total and both parts."""
+    """``(1 - dice_weight) * CE + dice_weight * Dice + presence_weight * presence`` for logits
+    ``(B, 2, H, W)`` and a long target ``(B, H, W)``; returns the total and the parts."""
     if logits.ndim != 4 or target.shape != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(f"logits (B,C,H,W) and target (B,H,W) differ: {tuple(logits.shape)} vs {tuple(target.shape)}")
     weight = torch.tensor(list(class_weights), dtype=torch.float32, device=logits.device)
     ce = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index)
     dice = dice_loss(logits, target, smooth=smooth, ignore_index=ignore_index, reduction=dice_reduction)
-    return LossParts((1 - dice_weight) * ce + dice_weight * dice, ce, dice)
+    total = (1 - dice_weight) * ce + dice_weight * dice
+    presence = presence_loss(logits, target, ignore_index=ignore_index) if presence_weight else ce.new_zeros(())
+    return LossParts(total + presence_weight * presence, ce, dice, presence)

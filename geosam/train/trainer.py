@@ -91,6 +91,7 @@ class TrainConfig:
     max_steps: int | None = None
     class_weights: tuple[float, float] = (0.9, 1.1)
     dice_weight: float = 0.1
+    presence_weight: float = 0.0
     find_unused_parameters: bool | None = None
     sync_bn: bool = True
     progress: bool = True
@@ -408,7 +409,7 @@ def train(config: TrainConfig) -> TrainResult:
                 if step_in_epoch >= steps_per_epoch:
                     break
                 optimizer.zero_grad(set_to_none=True)
-                parts_sum = np.zeros(3)
+                parts_sum = np.zeros(4)
                 for k, batch in enumerate(group):
                     sync = k == len(group) - 1 or not dinfo.enabled
                     ctx = contextlib.nullcontext() if sync else model.no_sync()  # type: ignore[operator]
@@ -417,13 +418,13 @@ def train(config: TrainConfig) -> TrainResult:
                             logits = model(batch["pixels"].to(device, non_blocking=True),
                                            batch["input_ids"].to(device), batch["attention_mask"].to(device))
                         parts = segmentation_loss(logits, batch["mask"].to(device), class_weights=cfg.class_weights,
-                                                  dice_weight=cfg.dice_weight)
+                                                  dice_weight=cfg.dice_weight, presence_weight=cfg.presence_weight)
                         loss = parts.total / len(group)
                         if scaler is not None:
                             scaler.scale(loss).backward()
                         else:
                             loss.backward()
-                    parts_sum += [parts.total.detach().item(), parts.ce.detach().item(), parts.dice.detach().item()]
+                    parts_sum += [float(part.detach()) for part in parts]
                 if cfg.clip_grad:
                     if scaler is not None:
                         scaler.unscale_(optimizer)
@@ -436,8 +437,7 @@ def train(config: TrainConfig) -> TrainResult:
                 scheduler.step()
                 global_step += 1
                 step_in_epoch += 1
-                total, ce, dice = parts_sum / len(group)
-                total, ce, dice = float(total), float(ce), float(dice)
+                total, ce, dice, presence = (float(v) for v in parts_sum / len(group))
                 epoch_loss += total
                 epoch_n += 1
                 bar.update(1)
@@ -445,7 +445,8 @@ def train(config: TrainConfig) -> TrainResult:
                 if cfg.log_every and global_step % cfg.log_every == 0:
                     now = time.perf_counter()
                     log({"event": "step", "epoch": epoch, "step": step_in_epoch, "global_step": global_step,
-                         "loss": total, "ce": ce, "dice": dice, "lr": optimizer.param_groups[0]["lr"],
+                         "loss": total, "ce": ce, "dice": dice, "presence": presence,
+                         "lr": optimizer.param_groups[0]["lr"],
                          "sec_per_step": (now - t_last) / cfg.log_every})
                     t_last = now
                 stopping = stop.requested or (cfg.max_steps is not None and global_step >= cfg.max_steps)
