@@ -98,7 +98,7 @@ def test_demo_runs_the_main_job(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     printed = capsys.readouterr().out
     assert "STAC API: http://127.0.0.1:" in printed
-    for stem in ("naip_water", "spacenet-pan_buildings"):
+    for stem in ("naip_agricultural_land", "spacenet-pan_buildings"):
         store, parquet, png = (
             tmp_path / "demo" / f"{stem}.{ext}" for ext in ("zarr", "parquet", "png")
         )
@@ -108,5 +108,8 @@ def test_demo_runs_the_main_job(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert result.rio.crs is not None and result.attrs["tile"] == 512
         assert gpd.read_parquet(parquet).crs == result.rio.crs
         assert png.read_bytes()[:8] == PNG_MAGIC
-    naip = geosam.open_result(tmp_path / "demo" / "naip_water.zarr")
+    naip = geosam.open_result(tmp_path / "demo" / "naip_agricultural_land.zarr")
     assert naip.sizes["time"] == 4 and np.isfinite(naip.values).mean() > 0.99
+    # the packaged weights find the houses of the SpaceNet scene
+    houses = gpd.read_parquet(tmp_path / "demo" / "spacenet-pan_buildings.parquet")
+    assert len(houses) >= 5

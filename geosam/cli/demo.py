@@ -23,7 +23,9 @@ class DemoJob:
     prompt: str
 
 
-JOBS = (DemoJob("naip", "water"), DemoJob("spacenet-pan", "buildings"))
+# Prompts the packaged weights answer on these scenes: the NAIP series is resampled to 5 m, far
+# coarser than the 0.3-0.5 m the model was trained at, so it gets a land-cover prompt.
+JOBS = (DemoJob("naip", "agricultural land"), DemoJob("spacenet-pan", "buildings"))
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
