@@ -71,6 +71,14 @@ def test_select_component_keeps_the_object_with_the_attribute(attribute: str, wh
     np.testing.assert_array_equal(kept[labels_kept], prob[labels_kept])  # probabilities kept
 
 
+def test_specks_are_not_objects() -> None:
+    prob = _scene()
+    prob[20, 0:2] = 0.95  # a 2-px speck at the left edge: below 5 % of the largest object
+    assert select_component(prob, "smallest")[3, 3] > 0.5
+    assert select_component(prob, "leftmost")[3, 3] > 0.5
+    assert select_component(prob, "leftmost", min_relative_area=0)[20, 0] > 0.5
+
+
 def test_select_component_edge_cases() -> None:
     empty = np.zeros((8, 8), np.float32)
     assert not select_component(empty, "largest").any()
