@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from geosam.data import Augment, TripletDataset
 from geosam.data.chips import chip_size_for_gsd, plan_windows
+from geosam.data.dataset import IGNORE_INDEX, look_alike_classes
 from geosam.errors import InputError
 from geosam.model.text import tokenize
 from tests.data_fixtures import build_crops
@@ -161,3 +162,30 @@ def test_separated_masks_keep_touching_instances_apart() -> None:
     union = rasterize(boxes, (48, 48))
     assert separated.sum() > 0.8 * union.sum()
     assert not (separated & ~union).any()
+
+
+def test_negative_regions_say_not_this_on_the_objects_and_nothing_elsewhere(triplets: Path) -> None:
+    ds = TripletDataset(triplets, "train", input_size=96, augment=True, seed=0, kinds=["class"],
+                        negative_regions=1.0)
+    plain = TripletDataset(triplets, "train", input_size=96, augment=True, seed=0, kinds=["class"])
+    turned = 0
+    for i in range(min(len(ds), 12)):
+        item, view = ds[i], plain.view(i, np.random.default_rng([0, 0, i]))
+        mask = item["mask"].numpy()
+        if not view.mask.any() or not look_alike_classes(view.expression.class_name):
+            np.testing.assert_array_equal(mask, view.mask)  # nothing to contrast: unchanged
+            continue
+        turned += 1
+        # the labelled objects are "not this" (0), everything else is unknown (ignored)
+        np.testing.assert_array_equal(mask == 0, view.mask)
+        assert set(np.unique(mask)) == {0, IGNORE_INDEX}
+        assert not torch.equal(item["input_ids"], tokenize([view.text])[0][0])  # another prompt
+    assert turned > 0
+    with pytest.raises(InputError, match="negative_regions"):
+        TripletDataset(triplets, "train", input_size=96, negative_regions=1.5)
+
+
+def test_look_alikes_never_cover_the_class_itself() -> None:
+    assert "vehicle" in look_alike_classes("ship") and "plane" in look_alike_classes("ship")
+    assert "vehicle" not in look_alike_classes("small-vehicle")  # a car *is* a vehicle
+    assert look_alike_classes("no-such-class") == []

@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="do not train parameters whose name starts with PREFIX (repeatable)")
     p.add_argument("--presence-weight", type=float, default=0.0,
                    help="weight of the image-level presence term (geosam.train.loss; 0 = the official loss)")
+    p.add_argument("--negative-regions", type=float, default=0.0, metavar="SHARE",
+                   help="share of class samples turned into look-alike prompts that must stay empty on "
+                        "the labelled objects (e.g. 'vehicles' on ships; geosam.data.dataset)")
     p.add_argument("--clip-grad", type=float, help="clip the gradient norm to this value")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="autocast precision (auto: bf16/fp16 on GPU, fp32 on CPU)")
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume, epochs=args.epochs, batch_size=args.batch_size, accumulate=args.accumulate,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, poly_power=args.poly_power,
         lr_mult=dict(args.lr_mult), freeze=tuple(args.freeze), clip_grad=args.clip_grad,
-        presence_weight=args.presence_weight,
+        presence_weight=args.presence_weight, negative_regions=args.negative_regions,
         precision=args.precision, device=args.device, threads=args.threads, workers=args.workers,
         seed=args.seed, balance=None if args.no_balance else args.balance, augment=not args.no_augment,
         sources=tuple(args.sources) if args.sources else None, train_limit=args.train_limit,

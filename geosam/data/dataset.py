@@ -30,9 +30,13 @@ from shapely.geometry import box
 from geosam.data.builder import FORMAT
 from geosam.data.expressions import Expression, Obj, refresh
 from geosam.data.rasterize import rasterize
+from geosam.data.vocabulary import VOCABULARY, members, phrase
 from geosam.errors import InputError
 from geosam.model.base import PromptSegmenter
 from geosam.model.text import tokenize
+
+#: Target value of pixels that count in no loss term (``ignore_index`` of geosam.train.loss).
+IGNORE_INDEX = 255
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,11 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
     ``input_ids`` and ``attention_mask`` (``max_tokens``), ``mask`` (S x S long, 1 = referred) and
     ``index``. Augmentation is random but reproducible: it depends only on ``seed``, the epoch (see
     :meth:`set_epoch`) and the sample index, not on the worker that loads it.
+
+    ``negative_regions`` (training only, with augmentation): the share of one-to-many samples that
+    are turned into *negative regions*: the prompt becomes a look-alike class ("vehicles" for a
+    ship) and the target says "not this" on the labelled objects (0) and nothing elsewhere (255,
+    ignored), since the rest of the chip may hold unlabelled objects of that class.
     """
 
     def __init__(
@@ -86,6 +95,7 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         kinds: Sequence[str] | None = None,
         limit: int | None = None,
         separate_instances: bool = True,
+        negative_regions: float = 0.0,
     ) -> None:
         self.root = Path(root)
         meta_file = self.root / "dataset.json"
@@ -126,6 +136,9 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         self.epoch = 0
         # Seams between touching instances in the target mask (see geosam.data.rasterize).
         self.separate_instances = separate_instances
+        if not 0.0 <= negative_regions <= 1.0:
+            raise InputError(f"negative_regions must be a share in [0, 1], got {negative_regions}")
+        self.negative_regions = negative_regions
 
     @classmethod
     def for_network(cls, root: str | Path, net: PromptSegmenter, split: str | Sequence[str] = "train",
@@ -210,15 +223,36 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
     def __getitem__(self, index: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, self.epoch, int(index)]) if self.augment else None
         v = self.view(int(index), rng)
-        ids, mask = tokenize([v.text], self.max_tokens)
+        text, target = v.text, v.mask.astype(np.int64)
+        if rng is not None and self.negative_regions and v.expression.kind == "class" and v.mask.any():
+            others = look_alike_classes(v.expression.class_name)
+            if others and rng.random() < self.negative_regions:
+                other = others[int(rng.integers(len(others)))]
+                text = phrase(other, plural=True, index=int(rng.integers(8)))
+                target = np.where(v.mask, 0, IGNORE_INDEX).astype(np.int64)
+        ids, mask = tokenize([text], self.max_tokens)
         pixels = (v.image.transpose(2, 0, 1).astype(np.float32) / 255.0 - self.mean) / self.std
         return {
             "pixels": torch.from_numpy(pixels),
             "input_ids": ids[0],
             "attention_mask": mask[0],
-            "mask": torch.from_numpy(v.mask.astype(np.int64)),
+            "mask": torch.from_numpy(target),
             "index": int(index),
         }
+
+
+def look_alike_classes(name: str) -> list[str]:
+    """Classes that ``name``'s objects are not, for negative regions: its look-alikes and the groups
+    of those (a ship is not a large vehicle, nor a vehicle), never a class that covers ``name``.
+
+    >>> look_alike_classes("ship")[:3]
+    ['bridge', 'helicopter', 'large-vehicle']
+    """
+    if name not in VOCABULARY:
+        return []
+    out = set(VOCABULARY[name].look_alikes)
+    out |= {g for g in VOCABULARY if set(members(g)) & out and len(members(g)) > 1}
+    return sorted(c for c in out if name not in members(c) and c != name)
 
 
 def _jitter(pixels: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:

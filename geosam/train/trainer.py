@@ -92,6 +92,7 @@ class TrainConfig:
     class_weights: tuple[float, float] = (0.9, 1.1)
     dice_weight: float = 0.1
     presence_weight: float = 0.0
+    negative_regions: float = 0.0
     find_unused_parameters: bool | None = None
     sync_bn: bool = True
     progress: bool = True
@@ -305,7 +306,8 @@ def train(config: TrainConfig) -> TrainResult:
             print(f"geosam train: {len(dead)} parameters get no gradient and stay frozen: {sorted(dead)[:4]} ...")
 
     train_ds = TripletDataset.for_network(cfg.data, net, list(cfg.train_splits), augment=cfg.augment, seed=cfg.seed,
-                                         limit=cfg.train_limit, sources=cfg.sources)
+                                         limit=cfg.train_limit, sources=cfg.sources,
+                                         negative_regions=cfg.negative_regions)
     val_ds: TripletDataset | None = None
     if cfg.val_splits:
         try:
