@@ -107,10 +107,9 @@ def test_gpu_annotation_reaches_the_scheduler(client: Client) -> None:
 
 def test_cli_segment_on_a_scheduler(cluster: LocalCluster, tmp_path: Path) -> None:
     out, vectors = tmp_path / "fields.zarr", tmp_path / "fields.parquet"
-    # a small input size keeps it quick; the packaged weights then see little, hence the low threshold
     code = cli_main(
         ["segment", "--raster", str(naip_paths()[-1]), "--prompt", "agricultural land", "--chunks", "256",
-         "--device", "cpu", "--input-size", "128", "--threshold", "0.3",
+         "--device", "cpu", "--threshold", "0.5",
          "--out", str(out), "--vectors", str(vectors), "--scheduler", cluster.scheduler_address]
     )  # fmt: skip
     assert code == 0
@@ -118,7 +117,7 @@ def test_cli_segment_on_a_scheduler(cluster: LocalCluster, tmp_path: Path) -> No
     assert stored.shape == (512, 512) and stored.rio.crs.to_epsg() == 26914
     gdf = gpd.read_parquet(vectors)
     assert gdf.crs.to_epsg() == 26914
-    expected = geosam.to_geodataframe(stored.compute(), threshold=0.3)
+    expected = geosam.to_geodataframe(stored.compute(), threshold=0.5)
     assert len(gdf) == len(expected) > 0
 
     def shapes(frame: gpd.GeoDataFrame) -> list[str]:
