@@ -23,6 +23,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from geosam.data.dataset import IGNORE_INDEX
+
 
 class LossParts(NamedTuple):
     total: torch.Tensor
@@ -32,7 +34,7 @@ class LossParts(NamedTuple):
 
 
 def dice_loss(
-    logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1e-6, ignore_index: int = 255,
+    logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1e-6, ignore_index: int = IGNORE_INDEX,
     reduction: str = "sum",
 ) -> torch.Tensor:
     """``1 - dice`` of softmax(logits) against one-hot(target), per image and class, reduced."""
@@ -52,7 +54,7 @@ def dice_loss(
 
 
 def presence_loss(
-    logits: torch.Tensor, target: torch.Tensor, *, top_fraction: float = 1e-3, ignore_index: int = 255
+    logits: torch.Tensor, target: torch.Tensor, *, top_fraction: float = 1e-3, ignore_index: int = IGNORE_INDEX
 ) -> torch.Tensor:
     """BCE between the mean foreground probability of the top ``top_fraction`` of each image's
     valid pixels and whether its target has any foreground; the mean over images."""
@@ -72,7 +74,7 @@ def segmentation_loss(
     class_weights: Sequence[float] = (0.9, 1.1),
     dice_weight: float = 0.1,
     smooth: float = 1e-6,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
     dice_reduction: str = "sum",
     presence_weight: float = 0.0,
 ) -> LossParts:
