@@ -190,6 +190,7 @@ def evaluate_triplets(
     device: torch.device | str = "cpu",
     precision: str = "fp32",
     progress: bool = False,
+    workers: int = 0,
 ) -> dict[str, float]:
     """oIoU, mIoU and empty-mask accuracy of ``net`` on ``dataset`` (no augmentation), overall and
     per expression kind and source (``size/oIoU``, ``ships_ge/mIoU`` ...)."""
@@ -197,7 +198,8 @@ def evaluate_triplets(
     was_training = net.training
     net.eval()
     meter = SegmentationMeter()
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                         pin_memory=device.type == "cuda")
     kinds, sources = dataset.samples["kind"].tolist(), dataset.samples["source"].tolist()
     for batch in tqdm(loader, desc="validating", leave=False, disable=not progress):
         with _autocast(precision, device):
@@ -286,6 +288,8 @@ def train(config: TrainConfig) -> TrainResult:
         device = torch.device("cuda", dinfo.local_rank)
         torch.cuda.set_device(device)
     precision = resolve_precision(cfg.precision, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every training batch has the same shape
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -469,7 +473,8 @@ def train(config: TrainConfig) -> TrainResult:
             last_epoch = epoch == cfg.epochs - 1
             if val_ds is not None and dinfo.is_main and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
                 metrics = evaluate_triplets(net, val_ds, batch_size=cfg.val_batch_size or cfg.batch_size,
-                                            device=device, precision=precision, progress=cfg.progress)
+                                            device=device, precision=precision, progress=cfg.progress,
+                                            workers=cfg.workers)
                 record.update({f"val/{k}": v for k, v in metrics.items()})
                 if metrics.get("oIoU", -math.inf) > best:
                     best = float(metrics["oIoU"])  # a numpy scalar would not load with weights_only
