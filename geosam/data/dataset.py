@@ -231,7 +231,10 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
                 text = phrase(other, plural=True, index=int(rng.integers(8)))
                 target = np.where(v.mask, 0, IGNORE_INDEX).astype(np.int64)
         ids, mask = tokenize([text], self.max_tokens)
-        pixels = (v.image.transpose(2, 0, 1).astype(np.float32) / 255.0 - self.mean) / self.std
+        # (x / 255 - mean) / std as one scale and one shift, in place
+        pixels = v.image.transpose(2, 0, 1).astype(np.float32)
+        pixels *= 1.0 / (255.0 * self.std)
+        pixels -= self.mean / self.std
         return {
             "pixels": torch.from_numpy(pixels),
             "input_ids": ids[0],
@@ -256,15 +259,26 @@ def look_alike_classes(name: str) -> list[str]:
 
 
 def _jitter(pixels: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast, then saturation (or grayscale), folded into one colour matrix.
+
+    Each step is affine in the pixel values (contrast about the image mean, saturation about the
+    per-pixel luma), so the chain is ``pixels @ M + bias``: one pass over the image instead of
+    five, which matters when a GPU waits on the data loader.
+    """
     if not (aug.brightness or aug.contrast or aug.saturation or aug.grayscale):
         return pixels
-    x = pixels.astype(np.float32)
-    x *= 1.0 + rng.uniform(-aug.brightness, aug.brightness)
-    mean = x.mean()
-    x = (x - mean) * (1.0 + rng.uniform(-aug.contrast, aug.contrast)) + mean
-    gray = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    gain = 1.0 + rng.uniform(-aug.brightness, aug.brightness)
+    contrast = 1.0 + rng.uniform(-aug.contrast, aug.contrast)
+    # x -> (gain * x - m) * contrast + m, with m the mean after the brightness gain
+    alpha = gain * contrast
+    bias = gain * float(pixels.mean()) * (1.0 - contrast)
+    luma = np.array([0.299, 0.587, 0.114], np.float32)  # sums to 1, so the bias passes through
+    spread = np.ones(3, np.float32)
     if rng.random() < aug.grayscale:
-        x = np.repeat(gray[..., None], 3, axis=-1)
+        matrix = np.outer(luma, spread)
     else:
-        x = (x - gray[..., None]) * (1.0 + rng.uniform(-aug.saturation, aug.saturation)) + gray[..., None]
-    return np.clip(x, 0, 255).astype(np.uint8)
+        sat = 1.0 + rng.uniform(-aug.saturation, aug.saturation)
+        matrix = sat * np.eye(3, dtype=np.float32) + (1.0 - sat) * np.outer(luma, spread)
+    # PIL applies out_c = sum_k M[k, c] * in_k + bias in C, rounding and clipping to uint8.
+    coeffs = tuple(float(v) for c in range(3) for v in (*(alpha * matrix[:, c]), bias))
+    return np.asarray(Image.fromarray(pixels).convert("RGB", matrix=coeffs))
