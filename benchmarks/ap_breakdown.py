@@ -1,0 +1,76 @@
+"""Where detection (AP50) is lost: each labelled box is found (a predicted box with IoU >= 0.5),
+merged (inside a predicted box that also spans other labelled boxes), loose (covered by a predicted
+box that fits badly) or missed; printed as shares, with the median side of found and missed objects.
+
+    python benchmarks/ap_breakdown.py --data ../shared/data/hrplanes/valid --format coco --prompt airplanes --limit 120
+    python benchmarks/ap_breakdown.py --data ../shared/data/ships_ge/valid --format yolo --prompt ships
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+import geosam
+from geosam.data.images import read_rgb
+from geosam.evaluation import image_probabilities, load_dataset
+from geosam.tasks.boxes import mask_to_boxes
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _area(a: np.ndarray) -> float:
+    return float((a[2] - a[0]) * (a[3] - a[1]))
+
+
+def classify(truth: np.ndarray, pred: np.ndarray) -> list[str]:
+    """``found``/``merged``/``loose``/``missed`` for each labelled box (``N x 4``, x1 y1 x2 y2)."""
+    out = []
+    for t in truth:
+        ious = [_overlap(t, p) / (_area(t) + _area(p) - _overlap(t, p)) for p in pred]
+        if ious and max(ious) >= 0.5:
+            out.append("found")
+            continue
+        covering = [p for p in pred if _overlap(t, p) > 0.5 * _area(t)]
+        spans = [sum(_overlap(u, p) > 0.5 * _area(u) for u in truth) for p in covering]
+        out.append("merged" if any(n >= 2 for n in spans) else "loose" if covering else "missed")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--format", required=True, choices=["coco", "yolo", "dota", "mask"])
+    parser.add_argument("--prompt", required=True)
+    parser.add_argument("--model", default="remotesam-lite")
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--tile", type=int, default=1024, help="as geosam evaluate --tile")
+    args = parser.parse_args()
+    model = geosam.load_model(args.model, device="cpu")
+    table = load_dataset(args.data, args.format)
+    images = table.images if args.limit is None else table.images.head(args.limit)
+    kinds: list[str] = []
+    found_sides: list[float] = []
+    missed_sides: list[float] = []
+    for image in images["image"]:
+        truth = np.array([g.bounds for g in table.instances_of(image).geometry]).reshape(-1, 4)
+        prob = image_probabilities(model, read_rgb(image), [args.prompt], tile=args.tile)[0]
+        labels = classify(truth, mask_to_boxes(prob, 0.5)[:, :4])
+        kinds += labels
+        sides = np.sqrt((truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1]))
+        found_sides += [s for s, k in zip(sides, labels, strict=True) if k == "found"]
+        missed_sides += [s for s, k in zip(sides, labels, strict=True) if k == "missed"]
+    n = len(kinds)
+    print(json.dumps({
+        "objects": n, **{k: round(kinds.count(k) / max(n, 1), 3) for k in ("found", "merged", "loose", "missed")},
+        "median_side_found_px": round(float(np.median(found_sides)), 1) if found_sides else None,
+        "median_side_missed_px": round(float(np.median(missed_sides)), 1) if missed_sides else None,
+    }))
+
+
+if __name__ == "__main__":
+    main()
