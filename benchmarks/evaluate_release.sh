@@ -31,6 +31,8 @@ run ships --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships \
 run planes --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes \
     --negative helicopters --negative ships --negative vehicles --negative "storage tanks" \
     --negative "swimming pools" --negative "tennis courts"
+# the same aircraft in 360-px windows, each upsampled to the input (small objects appear larger)
+run planes-tile360 --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes --tile 360
 for source in dota isaid loveda; do
     run "heldout-$source" --data "$TRIPLETS/heldout-$source.coco.json" --format coco
 done
