@@ -189,3 +189,26 @@ def test_look_alikes_never_cover_the_class_itself() -> None:
     assert "vehicle" in look_alike_classes("ship") and "plane" in look_alike_classes("ship")
     assert "vehicle" not in look_alike_classes("small-vehicle")  # a car *is* a vehicle
     assert look_alike_classes("no-such-class") == []
+
+
+def test_colour_jitter_matches_the_step_by_step_definition() -> None:
+    """The folded colour matrix equals brightness, contrast about the mean, then saturation about
+    the luma, applied one after the other in floating point (to one grey level of rounding)."""
+    from geosam.data.dataset import _jitter
+
+    chip = next((Path(__file__).parent / "data" / "hrplanes" / "valid").glob("*.jpg"))
+    image = np.asarray(Image.open(chip).convert("RGB"))[:96, :128]
+    aug = Augment(brightness=0.3, contrast=0.3, saturation=0.4, grayscale=0.5)
+    luma = np.array([0.299, 0.587, 0.114])
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        x = image.astype(np.float64) * (1 + rng.uniform(-0.3, 0.3))
+        x = (x - x.mean()) * (1 + rng.uniform(-0.3, 0.3)) + x.mean()
+        gray = (x @ luma)[..., None]
+        x = np.repeat(gray, 3, -1) if rng.random() < 0.5 else (x - gray) * (1 + rng.uniform(-0.4, 0.4)) + gray
+        expected = np.clip(np.round(x), 0, 255)
+        got = _jitter(image, aug, np.random.default_rng(seed))
+        assert got.dtype == np.uint8 and got.shape == image.shape
+        assert np.abs(got.astype(float) - expected).max() <= 1
+    still = Augment(brightness=0, contrast=0, saturation=0, grayscale=0)
+    assert _jitter(image, still, np.random.default_rng(0)) is image
