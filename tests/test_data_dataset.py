@@ -162,6 +162,17 @@ def test_separated_masks_keep_touching_instances_apart() -> None:
     union = rasterize(boxes, (48, 48))
     assert separated.sum() > 0.8 * union.sum()
     assert not (separated & ~union).any()
+    # Georeferenced: the same boxes in map coordinates (0.5 m pixels, north up) give the same mask,
+    # also where a box reaches past the raster's edge.
+    from rasterio import Affine
+    from shapely.affinity import affine_transform
+
+    transform = Affine(0.5, 0, 500_000.0, 0, -0.5, 4_000_000.0)
+    params = [transform.a, transform.b, transform.d, transform.e, transform.c, transform.f]
+    edge = [*boxes, box(44, 44, 52, 52)]
+    in_map = [affine_transform(b, params) for b in edge]
+    assert np.array_equal(rasterize(in_map, (48, 48), separate=True, transform=transform),
+                          rasterize(edge, (48, 48), separate=True))
 
 
 def test_negative_regions_say_not_this_on_the_objects_and_nothing_elsewhere(triplets: Path) -> None:

@@ -101,15 +101,52 @@ def rasterize(
     if by != "union":
         raise ValueError(f"by must be 'union', 'instance' or 'class', got {by!r}")
     if separate and len(geoms) > 1:
-        return _separated_union(np.stack([_burn([g], shape, transform) for g in geoms]))
+        return _separated_union(geoms, shape, transform)
     return _burn(geoms, shape, transform)
 
 
-def _separated_union(stack: np.ndarray) -> np.ndarray:
-    """Union of instance masks ``(N, H, W)`` without overlaps and without pixels on an interface
-    between two instances (4- and 8-neighbours), i.e. a two-pixel seam between touching objects."""
-    labels = np.where(stack.any(0), stack.argmax(0) + 1, 0)
-    keep = stack.sum(0) == 1
+def _pixel_window(
+    geom: shapely.Geometry, shape: tuple[int, int], transform: Affine | None
+) -> tuple[slice, slice] | None:
+    """Rows and columns of ``shape`` that ``geom`` can touch (one pixel of margin), or None."""
+    x0, y0, x1, y1 = geom.bounds
+    if transform is not None:
+        inverse = ~transform
+        corners = [inverse @ (x, y) for x in (x0, x1) for y in (y0, y1)]
+        xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    c0, r0 = max(int(np.floor(x0)) - 1, 0), max(int(np.floor(y0)) - 1, 0)
+    c1, r1 = min(int(np.ceil(x1)) + 1, shape[1]), min(int(np.ceil(y1)) + 1, shape[0])
+    if c1 <= c0 or r1 <= r0:
+        return None
+    return slice(r0, r1), slice(c0, c1)
+
+
+def _separated_union(
+    geoms: Sequence[shapely.Geometry], shape: tuple[int, int], transform: Affine | None
+) -> np.ndarray:
+    """Union of the geometries' masks without overlaps and without pixels on an interface between
+    two instances (4- and 8-neighbours), i.e. a two-pixel seam between touching objects.
+
+    Each geometry is burnt only in its own bounding window: a chip of a marina holds a hundred
+    boats, and full-size masks per boat made this the slowest step of loading a training sample.
+    """
+    labels = np.zeros(shape, dtype=np.int32)  # the first instance that covers a pixel
+    count = np.zeros(shape, dtype=np.int32)
+    base = transform or Affine.identity()
+    for i, geom in enumerate(geoms, start=1):
+        if geom is None or geom.is_empty:
+            continue
+        window = _pixel_window(geom, shape, transform)
+        if window is None:
+            continue
+        rows, cols = window
+        local = base @ Affine.translation(cols.start, rows.start)
+        mask = _burn([geom], (rows.stop - rows.start, cols.stop - cols.start), local)
+        count[window] += mask
+        view = labels[window]
+        view[mask & (view == 0)] = i
+    keep = count == 1
     for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
         a = labels[: labels.shape[0] - dy, max(dx, 0) : labels.shape[1] + min(dx, 0)]
         b = labels[dy:, max(-dx, 0) : labels.shape[1] + min(-dx, 0)]
