@@ -16,28 +16,31 @@ import numpy as np
 import geosam
 from geosam.data.images import read_rgb
 from geosam.evaluation import image_probabilities, load_dataset
-from geosam.tasks.boxes import mask_to_boxes
+from geosam.tasks.boxes import box_iou, mask_to_boxes
 
 
-def _overlap(a: np.ndarray, b: np.ndarray) -> float:
-    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-
-
-def _area(a: np.ndarray) -> float:
-    return float((a[2] - a[0]) * (a[3] - a[1]))
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection areas ``len(a) x len(b)`` of boxes ``[x1, y1, x2, y2]``."""
+    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    return np.clip(iw, 0, None) * np.clip(ih, 0, None)
 
 
 def classify(truth: np.ndarray, pred: np.ndarray) -> list[str]:
     """``found``/``merged``/``loose``/``missed`` for each labelled box (``N x 4``, x1 y1 x2 y2)."""
+    iou = box_iou(truth, pred)
+    # covers[i, j]: predicted box j holds more than half of labelled box i
+    area = (truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1])
+    covers = _intersection(truth, pred) > 0.5 * area[:, None]
+    spans = covers.sum(axis=0)  # labelled boxes each predicted box holds
     out = []
-    for t in truth:
-        ious = [_overlap(t, p) / (_area(t) + _area(p) - _overlap(t, p)) for p in pred]
-        if ious and max(ious) >= 0.5:
+    for i in range(len(truth)):
+        if pred.shape[0] and iou[i].max() >= 0.5:
             out.append("found")
-            continue
-        covering = [p for p in pred if _overlap(t, p) > 0.5 * _area(t)]
-        spans = [sum(_overlap(u, p) > 0.5 * _area(u) for u in truth) for p in covering]
-        out.append("merged" if any(n >= 2 for n in spans) else "loose" if covering else "missed")
+        elif (covers[i] & (spans >= 2)).any():
+            out.append("merged")
+        else:
+            out.append("loose" if covers[i].any() else "missed")
     return out
 
 
