@@ -25,9 +25,8 @@ def net() -> torch.nn.Module:
 
 
 def test_pretrained_parts_come_from_the_installed_packages(net: torch.nn.Module) -> None:
-    effnet = torch.load(
-        _pretrained_path("efficientnet-lite0"), map_location="cpu", weights_only=True
-    )
+    path = _pretrained_path("efficientnet-lite0")
+    effnet = torch.load(path, map_location="cpu", weights_only=True)
     torch.testing.assert_close(
         net.backbone.blocks[5]._depthwise_conv.weight, effnet["_blocks.5._depthwise_conv.weight"]
     )
