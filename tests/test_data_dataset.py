@@ -150,7 +150,7 @@ def test_separated_masks_keep_touching_instances_apart() -> None:
     from scipy import ndimage
     from shapely.geometry import box
 
-    from geosam.data.rasterize import rasterize
+    from geosam.data.rasterize import rasterize, rasterize_separated
 
     # Side by side, overlapping, and corner to corner: five boxes in two touching groups.
     boxes = [box(2, 2, 10, 10), box(10, 2, 18, 10), box(20, 20, 30, 30), box(28, 25, 40, 35), box(40, 35, 45, 40)]
@@ -162,6 +162,10 @@ def test_separated_masks_keep_touching_instances_apart() -> None:
     union = rasterize(boxes, (48, 48))
     assert separated.sum() > 0.8 * union.sum()
     assert not (separated & ~union).any()
+    # The seams are exactly the pixels taken out, and lie between groups' objects only.
+    mask, seams = rasterize_separated(boxes, (48, 48))
+    assert np.array_equal(mask, separated) and np.array_equal(seams, union & ~separated)
+    assert seams[2:10, 9:11].all() and not seams[:, :9].any()
     # Georeferenced: the same boxes in map coordinates (0.5 m pixels, north up) give the same mask,
     # also where a box reaches past the raster's edge.
     from rasterio import Affine
@@ -190,10 +194,25 @@ def test_negative_regions_say_not_this_on_the_objects_and_nothing_elsewhere(trip
         # the labelled objects are "not this" (0), everything else is unknown (ignored)
         np.testing.assert_array_equal(mask == 0, view.mask)
         assert set(np.unique(mask)) == {0, IGNORE_INDEX}
+        assert not item["seams"].any()  # no instance boundaries to weight in a "not this" target
         assert not torch.equal(item["input_ids"], tokenize([view.text])[0][0])  # another prompt
     assert turned > 0
     with pytest.raises(InputError, match="negative_regions"):
         TripletDataset(triplets, "train", input_size=96, negative_regions=1.5)
+
+
+def test_items_mark_the_seams_between_touching_referred_objects(triplets: Path) -> None:
+    ds = TripletDataset(triplets, "train", input_size=128, kinds=["class"])
+    with_seams = 0
+    for i in range(len(ds)):
+        item = ds[i]
+        seams, mask = item["seams"].numpy(), item["mask"].numpy()
+        assert seams.dtype == bool and seams.shape == mask.shape
+        assert not (seams & (mask == 1)).any()  # a seam is background between objects
+        with_seams += bool(seams.any())
+    assert with_seams > 0  # the crops hold touching ships and planes
+    off = TripletDataset(triplets, "train", input_size=128, kinds=["class"], separate_instances=False)
+    assert not any(off[i]["seams"].any() for i in range(len(off)))
 
 
 def test_look_alikes_never_cover_the_class_itself() -> None:

@@ -15,6 +15,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from geosam.cli import main
+from geosam.errors import InputError
 from geosam.model.checkpoint import read_checkpoint
 from geosam.train import TrainConfig, train
 from tests.data_fixtures import DATA, build_crops
@@ -61,6 +62,15 @@ def test_resume_after_interruption_gives_the_same_weights(triplets: Path, tmp_pa
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_seam_weight_changes_the_updates(triplets: Path, tmp_path: Path) -> None:
+    kw: dict[str, Any] = dict(epochs=1, max_steps=2, sources=("ships_ge", "hrplanes"))
+    plain = train(_config(triplets, tmp_path / "plain", **kw)).network.state_dict()
+    seams = train(_config(triplets, tmp_path / "seams", seam_weight=5.0, **kw)).network.state_dict()
+    assert any(not torch.equal(plain[k], seams[k]) for k in plain if k.startswith("decoder."))
+    with pytest.raises(InputError, match="seam_weight"):
+        train(_config(triplets, tmp_path / "bad", seam_weight=-1.0))
 
 
 def _ddp_worker(rank: int, port: int, config: dict[str, Any], out: str) -> None:

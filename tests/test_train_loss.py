@@ -66,3 +66,21 @@ def test_presence_term_punishes_a_few_false_positive_pixels_on_an_empty_target()
     ignored = target.clone()
     ignored[0, 20:22, 20:22] = 255
     assert segmentation_loss(logits, ignored, presence_weight=1.0).presence < 0.01
+
+
+def test_pixel_weights_scale_the_cross_entropy_of_chosen_pixels() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 2, 6, 6)
+    target = (torch.rand(2, 6, 6) > 0.5).long()
+    target[0, 0] = 255
+    plain = segmentation_loss(logits, target)
+    ones = segmentation_loss(logits, target, pixel_weight=torch.ones(2, 6, 6))
+    assert ones.ce.item() == pytest.approx(plain.ce.item(), rel=1e-5)  # a weighted mean stays a mean
+    # one pixel weighted 1000x: the CE becomes (nearly) that pixel's own class-weighted CE
+    weight = torch.ones(2, 6, 6)
+    weight[1, 3, 3] = 1e6
+    own = torch.nn.functional.cross_entropy(logits[1:2, :, 3, 3], target[1:2, 3, 3])
+    assert segmentation_loss(logits, target, pixel_weight=weight).ce.item() == pytest.approx(own.item(), rel=1e-3)
+    assert segmentation_loss(logits, target, pixel_weight=weight).dice.item() == pytest.approx(plain.dice.item())
+    with pytest.raises(ValueError, match="pixel_weight"):
+        segmentation_loss(logits, target, pixel_weight=torch.ones(2, 5, 5))

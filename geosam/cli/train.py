@@ -58,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--negative-regions", type=float, default=0.0, metavar="SHARE",
                    help="share of class samples turned into look-alike prompts that must stay empty on "
                         "the labelled objects (e.g. 'vehicles' on ships; geosam.data.dataset)")
+    p.add_argument("--seam-weight", type=float, default=1.0,
+                   help="cross-entropy weight of the background seams between touching instances "
+                        "(1 = like any pixel; geosam.data.rasterize.rasterize_separated)")
     p.add_argument("--clip-grad", type=float, help="clip the gradient norm to this value")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="autocast precision (auto: bf16/fp16 on GPU, fp32 on CPU)")
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, poly_power=args.poly_power,
         lr_mult=dict(args.lr_mult), freeze=tuple(args.freeze), clip_grad=args.clip_grad,
         presence_weight=args.presence_weight, negative_regions=args.negative_regions,
+        seam_weight=args.seam_weight,
         precision=args.precision, device=args.device, threads=args.threads, workers=args.workers,
         seed=args.seed, balance=None if args.no_balance else args.balance, augment=not args.no_augment,
         sources=tuple(args.sources) if args.sources else None, train_limit=args.train_limit,

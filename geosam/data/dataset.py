@@ -29,7 +29,7 @@ from shapely.geometry import box
 
 from geosam.data.builder import FORMAT
 from geosam.data.expressions import Expression, Obj, refresh
-from geosam.data.rasterize import rasterize
+from geosam.data.rasterize import rasterize, rasterize_separated
 from geosam.data.vocabulary import VOCABULARY, members, phrase
 from geosam.errors import InputError
 from geosam.model.base import PromptSegmenter
@@ -64,14 +64,15 @@ class View:
     text: str
     mask: np.ndarray  # S x S bool
     expression: Expression
+    seams: np.ndarray  # S x S bool: pixels between touching referred instances, left out of mask
 
 
 class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
     """Samples of a triplet folder written by :func:`geosam.data.build_dataset`.
 
     Each item is a dict with ``pixels`` (3 x S x S float, normalised with the network's mean/std),
-    ``input_ids`` and ``attention_mask`` (``max_tokens``), ``mask`` (S x S long, 1 = referred) and
-    ``index``. Augmentation is random but reproducible: it depends only on ``seed``, the epoch (see
+    ``input_ids`` and ``attention_mask`` (``max_tokens``), ``mask`` (S x S long, 1 = referred),
+    ``seams`` (S x S bool, background pixels between touching referred instances) and ``index``. Augmentation is random but reproducible: it depends only on ``seed``, the epoch (see
     :meth:`set_epoch`) and the sample index, not on the worker that loads it.
 
     ``negative_regions`` (training only, with augmentation): the share of one-to-many samples that
@@ -95,6 +96,7 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         kinds: Sequence[str] | None = None,
         limit: int | None = None,
         separate_instances: bool = True,
+        seam_gap: int = 3,
         negative_regions: float = 0.0,
     ) -> None:
         self.root = Path(root)
@@ -134,8 +136,10 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         self.augment = Augment() if augment is True else (augment or None)
         self.seed = seed
         self.epoch = 0
-        # Seams between touching instances in the target mask (see geosam.data.rasterize).
+        # Seams between touching instances in the target mask, and in ``seams`` also the background
+        # within ``seam_gap`` input pixels of two instances (see geosam.data.rasterize).
         self.separate_instances = separate_instances
+        self.seam_gap = seam_gap
         if not 0.0 <= negative_regions <= 1.0:
             raise InputError(f"negative_regions must be a share in [0, 1], got {negative_regions}")
         self.negative_regions = negative_regions
@@ -200,10 +204,12 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         if rng is not None and aug is not None:
             expr = refresh(expr, objs, size, size, rng)
         targets = set(expr.targets)
-        mask = rasterize(
-            [o.geometry for o in objs if o.id in targets], (size, size), separate=self.separate_instances
-        )
-        return View(np.ascontiguousarray(pixels), expr.text, mask, expr)
+        geoms = [o.geometry for o in objs if o.id in targets]
+        if self.separate_instances and len(geoms) > 1:
+            mask, seams = rasterize_separated(geoms, (size, size), gap=self.seam_gap)
+        else:
+            mask, seams = rasterize(geoms, (size, size)), np.zeros((size, size), dtype=bool)
+        return View(np.ascontiguousarray(pixels), expr.text, mask, expr, seams)
 
     def _transform_objs(self, objs: list[Obj], matrix: np.ndarray, size: int) -> list[Obj]:
         frame = box(0, 0, size, size)
@@ -223,13 +229,14 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
     def __getitem__(self, index: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, self.epoch, int(index)]) if self.augment else None
         v = self.view(int(index), rng)
-        text, target = v.text, v.mask.astype(np.int64)
+        text, target, seams = v.text, v.mask.astype(np.int64), v.seams
         if rng is not None and self.negative_regions and v.expression.kind == "class" and v.mask.any():
             others = look_alike_classes(v.expression.class_name)
             if others and rng.random() < self.negative_regions:
                 other = others[int(rng.integers(len(others)))]
                 text = phrase(other, plural=True, index=int(rng.integers(8)))
                 target = np.where(v.mask, 0, IGNORE_INDEX).astype(np.int64)
+                seams = np.zeros_like(seams)
         ids, mask = tokenize([text], self.max_tokens)
         # (x / 255 - mean) / std as one scale and one shift, in place
         pixels = v.image.transpose(2, 0, 1).astype(np.float32)
@@ -240,6 +247,7 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
             "input_ids": ids[0],
             "attention_mask": mask[0],
             "mask": torch.from_numpy(target),
+            "seams": torch.from_numpy(seams),
             "index": int(index),
         }
 

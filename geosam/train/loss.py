@@ -77,13 +77,25 @@ def segmentation_loss(
     ignore_index: int = IGNORE_INDEX,
     dice_reduction: str = "sum",
     presence_weight: float = 0.0,
+    pixel_weight: torch.Tensor | None = None,
 ) -> LossParts:
     """``(1 - dice_weight) * CE + dice_weight * Dice + presence_weight * presence`` for logits
-    ``(B, 2, H, W)`` and a long target ``(B, H, W)``; returns the total and the parts."""
+    ``(B, 2, H, W)`` and a long target ``(B, H, W)``; returns the total and the parts.
+
+    ``pixel_weight`` ``(B, H, W)`` multiplies each pixel's class weight in the cross-entropy (its
+    weighted mean stays a mean), e.g. to weight the seams between touching instances up."""
     if logits.ndim != 4 or target.shape != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(f"logits (B,C,H,W) and target (B,H,W) differ: {tuple(logits.shape)} vs {tuple(target.shape)}")
     weight = torch.tensor(list(class_weights), dtype=torch.float32, device=logits.device)
-    ce = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index)
+    if pixel_weight is None:
+        ce = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index)
+    else:
+        if pixel_weight.shape != target.shape:
+            raise ValueError(f"pixel_weight {tuple(pixel_weight.shape)} differs from target {tuple(target.shape)}")
+        per_pixel = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="none")
+        valid = target != ignore_index
+        w = weight[target.clamp(0, logits.shape[1] - 1)] * pixel_weight.float() * valid
+        ce = (per_pixel * w).sum() / w.sum().clamp_min(1e-12)
     dice = dice_loss(logits, target, smooth=smooth, ignore_index=ignore_index, reduction=dice_reduction)
     total = (1 - dice_weight) * ce + dice_weight * dice
     presence = presence_loss(logits, target, ignore_index=ignore_index) if presence_weight else ce.new_zeros(())

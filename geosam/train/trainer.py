@@ -93,6 +93,7 @@ class TrainConfig:
     dice_weight: float = 0.1
     presence_weight: float = 0.0
     negative_regions: float = 0.0
+    seam_weight: float = 1.0
     find_unused_parameters: bool | None = None
     sync_bn: bool = True
     progress: bool = True
@@ -293,6 +294,8 @@ def train(config: TrainConfig) -> TrainResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    if cfg.seam_weight < 0:
+        raise InputError(f"seam_weight must be >= 0, got {cfg.seam_weight}")
     out.mkdir(parents=True, exist_ok=True)
 
     net = build_network(cfg.model, input_size=cfg.input_size, init=cfg.init)
@@ -423,8 +426,11 @@ def train(config: TrainConfig) -> TrainResult:
                         with _autocast(precision, device):
                             logits = model(batch["pixels"].to(device, non_blocking=True),
                                            batch["input_ids"].to(device), batch["attention_mask"].to(device))
+                        seams = (1.0 + (cfg.seam_weight - 1.0) * batch["seams"].to(device).float()
+                                 if cfg.seam_weight != 1.0 else None)
                         parts = segmentation_loss(logits, batch["mask"].to(device), class_weights=cfg.class_weights,
-                                                  dice_weight=cfg.dice_weight, presence_weight=cfg.presence_weight)
+                                                  dice_weight=cfg.dice_weight, presence_weight=cfg.presence_weight,
+                                                  pixel_weight=seams)
                         loss = parts.total / len(group)
                         if scaler is not None:
                             scaler.scale(loss).backward()
