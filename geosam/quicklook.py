@@ -40,6 +40,25 @@ def quicklook(
     ``max_pixels`` on the long side so large scenes stay cheap. Optional ``vectors`` (a GeoDataFrame in the
     scene's CRS) are outlined.
     """
+    fig = _figure(scene, result, time=time, max_pixels=max_pixels, title=title, vectors=vectors)
+    import matplotlib.pyplot as plt  # after _figure chose the Agg backend
+
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _figure(
+    scene: xr.Dataset | xr.DataArray,
+    result: xr.DataArray,
+    *,
+    time: int,
+    max_pixels: int,
+    title: str | None,
+    vectors: Any,
+) -> Any:
+    """The quicklook as a matplotlib Figure (two panels sharing map axes, one colour bar)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -55,30 +74,38 @@ def quicklook(
     values = np.asarray(overlay.isel(window).values, dtype=np.float32)
     if np.issubdtype(overlay.dtype, np.integer):
         values = np.where(values == overlay.attrs.get("nodata", 255), np.nan, values)
-    x, y = image[xdim].values, image[ydim].values
-    extent = (float(x[0]), float(x[-1]), float(y[-1]), float(y[0]))
+    x, y = image[xdim].values.astype(float), image[ydim].values.astype(float)
+    # pixel edges, not centres, so that vectors in map coordinates line up with the pixels
+    hx = (x[-1] - x[0]) / (len(x) - 1) / 2 if len(x) > 1 else 0.5
+    hy = (y[-1] - y[0]) / (len(y) - 1) / 2 if len(y) > 1 else -0.5
+    extent = (x[0] - hx, x[-1] + hx, y[-1] + hy, y[0] - hy)
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 6), sharex=True, sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6), sharex=True, sharey=True, layout="constrained")
     axes[0].imshow(rgb, extent=extent)
     axes[0].set_title("scene (RGB)")
     axes[1].imshow(rgb, extent=extent)
     shown = axes[1].imshow(
         np.ma.masked_invalid(values), extent=extent, cmap="magma", vmin=0, vmax=1, alpha=0.55
     )
-    fig.colorbar(shown, ax=axes[1], fraction=0.046, label=str(overlay.attrs.get("long_name", "")))
+    # one colour bar beside both panels keeps them the same size
+    fig.colorbar(shown, ax=list(axes), fraction=0.025, label=str(overlay.attrs.get("long_name", "")))
     prompt = overlay.coords["prompt"].item() if "prompt" in overlay.coords else ""
     axes[1].set_title(f"{prompt!s}" if prompt else "segmentation")
     if vectors is not None and len(vectors):
         vectors.boundary.plot(ax=axes[1], color="cyan", linewidth=0.8)
+        axes[1].set_xlim(extent[0], extent[1])  # the outlines must not widen the view past the scene
+        axes[1].set_ylim(extent[2], extent[3])
+        # geopandas names the CRS axes on the panel it drew on; the shared y axis belongs on the left
+        size = axes[1].xaxis.label.get_size()
+        axes[0].set_ylabel(axes[1].get_ylabel(), fontsize=size)
+        axes[0].set_xlabel(axes[1].get_xlabel(), fontsize=size)
+        axes[1].set_ylabel("")
     for ax in axes:
+        ax.ticklabel_format(useOffset=False, style="plain")  # full map coordinates, no "1e6" offset
         ax.tick_params(labelsize=7)
         ax.tick_params(axis="x", labelrotation=30)
     if "time" in image.coords:
         fig.suptitle(title or f"{np.datetime_as_string(image['time'].values, unit='D')}")
     elif title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return fig
