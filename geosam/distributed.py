@@ -76,6 +76,7 @@ class ModelRef:
     device: str = "auto"
     precision: str = "auto"
     input_size: int | None = None
+    tta: bool = False
     instance: str | None = None
 
     def load(self) -> RemoteSAM:
@@ -92,6 +93,7 @@ class ModelRef:
             weights=self.weights,
             device=self.device,
             precision=self.precision,  # type: ignore[arg-type]
+            tta=self.tta,
         )
         if self.input_size is not None and self.input_size != model.input_size:
             if "input_size" not in model.network.config:
@@ -114,10 +116,10 @@ def model_ref(model: ModelLike | ModelRef = None, **options: Any) -> ModelRef:
     """The :class:`ModelRef` for ``model``: ``None`` (the default model), a name or checkpoint path, a
     ``ModelRef``, or a loaded :class:`~geosam.RemoteSAM` (cached in this process under a token).
 
-    ``options`` (``device``, ``precision``, ``weights``, ``input_size``) apply to names and paths.
+    ``options`` (``device``, ``precision``, ``weights``, ``input_size``, ``tta``) apply to names and paths.
 
     >>> model_ref("remotesam-lite", device="cpu")
-    ModelRef(name='remotesam-lite', weights=None, device='cpu', precision='auto', input_size=None, instance=None)
+    ModelRef(name='remotesam-lite', weights=None, device='cpu', precision='auto', input_size=None, tta=False, instance=None)
     """
     if isinstance(model, ModelRef):
         return model

@@ -143,3 +143,20 @@ def test_device_and_precision_resolution() -> None:
 def test_unknown_model_name_lists_registered_models() -> None:
     with pytest.raises(ModelNotFoundError, match="remotesam-lite"):
         geosam.load_model("remotesam-xl")
+
+
+def test_tta_averages_the_mirrored_views_except_for_directions(model: RemoteSAM, image: np.ndarray) -> None:
+    square = np.ascontiguousarray(image[:, :200])  # resized to the input like any image
+    mirrored = RemoteSAM(model.network, device="cpu", precision="fp32", tta=True)
+    assert "tta=True" in repr(mirrored)
+    expected = (
+        model.predict(square, "ships")
+        + model.predict(np.ascontiguousarray(square[:, ::-1]), "ships")[:, ::-1]
+        + model.predict(np.ascontiguousarray(square[::-1]), "ships")[::-1]
+    ) / 3
+    both = mirrored.predict(square, ["ships", "the ship on the left"])
+    np.testing.assert_allclose(both[0], expected, atol=1e-5)
+    assert np.abs(both[0] - model.predict(square, "ships")).max() > 1e-3  # the views do differ
+    # "left" would be "right" in the mirrored image: that prompt is predicted once
+    np.testing.assert_allclose(both[1], model.predict(square, "the ship on the left"), atol=1e-6)
+    assert geosam.distributed.ModelRef("remotesam-lite", device="cpu", tta=True).load().tta

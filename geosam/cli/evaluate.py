@@ -100,6 +100,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--threshold", type=float, default=0.5, help="mask threshold (default 0.5)")
     p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
     p.add_argument(
+        "--tta", action="store_true", help="average with mirrored views (3x the compute; see RemoteSAM)"
+    )
+    p.add_argument(
         "--json", action="store_true", help="print the scores as one JSON line at the end"
     )
     p.set_defaults(func=run)
@@ -156,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             f"--prompt names categories that are not in the data: {', '.join(unknown)}; "
             f"categories: {', '.join(sorted(present)) or 'none'}"
         )
-    model = load_model(args.model, weights=args.weights, device=args.device)
+    model = load_model(args.model, weights=args.weights, device=args.device, tta=args.tta)
     result = evaluate(
         model,
         table,
@@ -181,7 +184,7 @@ def _run_triplets(args: argparse.Namespace) -> int:
     from geosam.model.build import load_model
 
     splits = args.split or ["valid"]
-    model = load_model(args.model, weights=args.weights, device=args.device)
+    model = load_model(args.model, weights=args.weights, device=args.device, tta=args.tta)
     dataset = TripletDataset.for_network(args.data, model.network, splits, limit=args.limit)
     scores = evaluate_referring(
         model, dataset, resolve=not args.network_only, threshold=args.threshold, progress=True

@@ -70,6 +70,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="run the network at this window size (previews)",
     )
+    model.add_argument(
+        "--tta", action="store_true", help="average with mirrored views (3x the compute; see RemoteSAM)"
+    )
     model.add_argument("--tile", type=int, default=None, help="window size in scene pixels")
     model.add_argument("--overlap", type=int, default=None, help="window overlap (default tile/8)")
     model.add_argument("--batch-size", type=int, default=None, help="image-prompt pairs per pass")
@@ -142,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         options["weights"] = args.weights
     if args.input_size:
         options["input_size"] = args.input_size
+    if args.tta:
+        options["tta"] = True
     ref = model_ref(args.model or None, **options)
     prompts = args.prompt[0] if len(args.prompt) == 1 else args.prompt
     if args.gpu_resource:

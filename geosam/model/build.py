@@ -29,12 +29,14 @@ def load_model(
     device: str | torch.device = "auto",
     precision: Precision = "auto",
     batch_size: int | None = None,
+    tta: bool = False,
 ) -> RemoteSAM:
     """Load a network with its weights and return a ready predictor.
 
     ``name`` is a registered architecture (see :func:`geosam.model.list_models`) or the path of a
     geosam safetensors checkpoint. ``weights`` is a geosam ``.safetensors`` file or, for
     ``remotesam-v1``, the official ``RemoteSAMv1.pth``; without it the packaged weights are used.
+    ``tta=True`` adds mirrored views at test time (three forward passes, see :class:`RemoteSAM`).
 
     >>> model = geosam.load_model()  # remotesam-lite, packaged weights, best device
     >>> model = geosam.load_model("remotesam-v1", weights="RemoteSAMv1.pth", device="cpu",
@@ -45,7 +47,7 @@ def load_model(
         config, state = read_checkpoint(name_str)
         net = create(config["arch"], **config["config"])
         load_weights(net, state, source=name_str)
-        return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size)
+        return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size, tta=tta)
 
     spec = get_spec(name_str)
     if weights is not None:
@@ -80,4 +82,4 @@ def load_model(
             f"{spec.name} has no packaged weights: download its checkpoint yourself (for remotesam-v1, "
             "RemoteSAMv1.pth from the 1e12Leon/RemoteSAM model hub page) and pass weights=PATH"
         )
-    return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size)
+    return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size, tta=tta)

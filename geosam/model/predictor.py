@@ -7,6 +7,7 @@ features; the network it wraps only sees normalised tensors.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from typing import Literal, overload
 
@@ -22,6 +23,22 @@ from geosam.tasks.mixin import TaskMixin
 
 Precision = Literal["fp32", "bf16", "fp16", "auto"]
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Prompts that name a direction change meaning in a mirrored image; test-time mirroring skips them.
+_DIRECTION = re.compile(
+    r"\b(left|right|top|bottom|upper|lower|north|south|east|west|above|below|leftmost|rightmost|"
+    r"topmost|bottommost|uppermost|lowermost|northern|southern|eastern|western)\b",
+    re.IGNORECASE,
+)
+
+
+def names_a_direction(prompt: str) -> bool:
+    """Whether ``prompt`` names a direction ("the plane in the top left"), which a mirrored image
+    would contradict.
+
+    >>> names_a_direction("the ship on the left"), names_a_direction("ships")
+    (True, False)
+    """
+    return _DIRECTION.search(prompt) is not None
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -88,6 +105,10 @@ class RemoteSAM(TaskMixin):
     >>> model = geosam.load_model()                       # doctest: +SKIP
     >>> prob = model.predict(image, "ships")              # H x W float32 in [0, 1]
     >>> probs = model.predict(image, ["ships", "harbor"])  # P x H x W
+
+    ``tta=True`` averages each probability map with those of the image mirrored left-right and
+    top-bottom (three forward passes; prompts that name a direction are predicted once); its gain
+    on the packaged weights is measured in docs/model-card.md.
     """
 
     def __init__(
@@ -98,18 +119,22 @@ class RemoteSAM(TaskMixin):
         precision: Precision = "auto",
         batch_size: int | None = None,
         name: str | None = None,
+        tta: bool = False,
     ) -> None:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.name = name or network.arch
         self.batch_size = batch_size or (8 if self.device.type == "cuda" else 2)
+        self.tta = tta
         network.eval()
         network.prepare_for_inference()
         self.network = network.to(self.device)
         self._text_cache: dict[str, TextFeatures] = {}
 
     def __repr__(self) -> str:
-        return f"RemoteSAM(name={self.name!r}, input_size={self.input_size}, device='{self.device}', precision={self.precision!r})"
+        tta = ", tta=True" if self.tta else ""
+        return (f"RemoteSAM(name={self.name!r}, input_size={self.input_size}, device='{self.device}', "
+                f"precision={self.precision!r}{tta})")
 
     @property
     def input_size(self) -> int:
@@ -179,8 +204,9 @@ class RemoteSAM(TaskMixin):
         b, h, w = images.shape[:3]
         text = self.encode_prompts(items)
         pixels = self.preprocess(images)
+        mirror = torch.tensor([self.tta and not names_a_direction(p) for p in items])
         out = np.empty((b, len(items), h, w), dtype=np.float32)
-        for img_idx, prompt_idx, probs in self._run_pairs(pixels, text):
+        for img_idx, prompt_idx, probs in self._run_pairs(pixels, text, mirror):
             if probs.shape[-2:] != (h, w):
                 probs = self._resize_back(probs, (h, w))
             out[img_idx, prompt_idx] = probs.clamp_(0, 1).cpu().numpy()
@@ -197,17 +223,26 @@ class RemoteSAM(TaskMixin):
             return self.network.segment(pixels, text)
 
     def _run_pairs(
-        self, pixels: torch.Tensor, text: TextFeatures
+        self, pixels: torch.Tensor, text: TextFeatures, mirror: torch.Tensor | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Probabilities of every image-prompt pair, ``batch_size`` pairs per forward pass; pairs
+        whose prompt is marked in ``mirror`` are averaged with their mirrored views."""
         b, p = pixels.shape[0], text.features.shape[0]
         img_idx = torch.arange(b).repeat_interleave(p)
         prompt_idx = torch.arange(p).repeat(b)
         for start in range(0, b * p, self.batch_size):
             sl = slice(start, start + self.batch_size)
-            logits = self.predict_logits(
-                pixels[img_idx[sl].to(self.device)], text.select(prompt_idx[sl].to(self.device))
-            )
-            probs = torch.softmax(logits.float(), dim=1)[:, 1]
+            x, t = pixels[img_idx[sl].to(self.device)], text.select(prompt_idx[sl].to(self.device))
+            probs = torch.softmax(self.predict_logits(x, t).float(), dim=1)[:, 1]
+            rows = mirror[prompt_idx[sl]].nonzero()[:, 0] if mirror is not None else torch.zeros(0)
+            if len(rows):
+                rows = rows.to(self.device)
+                x, t = x[rows], t.select(rows)
+                total = probs[rows]
+                for dims in ((-1,), (-2,)):  # left-right, top-bottom
+                    flipped = self.predict_logits(x.flip(dims), t).float()
+                    total = total + torch.softmax(flipped, dim=1)[:, 1].flip(dims)
+                probs[rows] = total / 3
             yield img_idx[sl], prompt_idx[sl], probs
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
