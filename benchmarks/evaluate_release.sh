@@ -3,7 +3,7 @@
 # on chips of DOTA, iSAID and LoveDA held back from training, and on the attribute expressions.
 #
 #   geosam prepare --data-root ../shared/data --out data/triplets --chip-rounds 8    # once (about a minute)
-#   benchmarks/evaluate_release.sh ../shared/data data/triplets eval/                 # about 15 minutes on 2 cores
+#   benchmarks/evaluate_release.sh ../shared/data data/triplets eval/                 # about 75 minutes on 2 cores
 #   MODEL=runs/lite/best.safetensors benchmarks/evaluate_release.sh ...               # a checkpoint instead
 #
 # Each evaluation prints its table; OUT/<name>.json keeps the figures.
@@ -31,10 +31,18 @@ run ships --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships \
 run planes --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes \
     --negative helicopters --negative ships --negative vehicles --negative "storage tanks" \
     --negative "swimming pools" --negative "tennis courts"
+# the same with test-time mirroring (three forward passes per image)
+run ships-tta --tta --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships \
+    --negative airplanes --negative helicopters --negative vehicles --negative "storage tanks" \
+    --negative "tennis courts" --negative "swimming pools"
+run planes-tta --tta --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes \
+    --negative helicopters --negative ships --negative vehicles --negative "storage tanks" \
+    --negative "swimming pools" --negative "tennis courts"
 # the same aircraft in 360-px windows, each upsampled to the input (small objects appear larger)
 run planes-tile360 --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes --tile 360
 for source in dota isaid loveda; do
     run "heldout-$source" --data "$TRIPLETS/heldout-$source.coco.json" --format coco
 done
 run attributes --data "$TRIPLETS" --format triplets --split valid
+run attributes-tta --tta --data "$TRIPLETS" --format triplets --split valid
 run attributes-network-only --data "$TRIPLETS" --format triplets --split valid --network-only

@@ -175,7 +175,6 @@ def _run_windows(
     per_group = max(1, batch // n_prompts)  # windows preprocessed together
     device = model.device
     with model_lock(ref), torch.inference_mode():
-        text = model.encode_prompts(list(prompts))
         weight = torch.from_numpy(
             np.outer(grid_y.profile(), grid_x.profile()).astype(np.float32)
         ).to(device)
@@ -186,21 +185,13 @@ def _run_windows(
                 [image[:3, y : y + tile, x : x + tile].transpose(1, 2, 0) for y, x in group]
             )
             pixels = model.preprocess(crops)
-            img_idx = torch.arange(len(group)).repeat_interleave(n_prompts)
-            prompt_idx = torch.arange(n_prompts).repeat(len(group))
-            for start in range(0, len(img_idx), batch):
-                sl = slice(start, start + batch)
-                logits = model.predict_logits(
-                    pixels[img_idx[sl].to(device)], text.select(prompt_idx[sl].to(device))
-                )
-                probs = torch.softmax(logits.float(), dim=1)[:, 1]
+            pairs = model.pair_probabilities(pixels, list(prompts), batch_size=batch)
+            for img_idx, prompt_idx, probs in pairs:
                 if probs.shape[-2:] != (tile, tile):
                     probs = F.interpolate(
                         probs[:, None], size=(tile, tile), mode="bilinear", align_corners=False
                     )[:, 0]
-                for j, (w, p) in enumerate(
-                    zip(img_idx[sl].tolist(), prompt_idx[sl].tolist(), strict=True)
-                ):
+                for j, (w, p) in enumerate(zip(img_idx.tolist(), prompt_idx.tolist(), strict=True)):
                     y, x = group[w]
                     acc[p, y : y + tile, x : x + tile] += probs[j] * weight
         return acc.cpu().numpy()

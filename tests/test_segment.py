@@ -73,8 +73,12 @@ def test_result_does_not_depend_on_chunking(fast_model: RemoteSAM) -> None:
     assert np.abs(zero_one - one).max() > 1e-3  # overlap does change (blend) the result
 
 
-def test_blending_matches_direct_window_average(fast_model: RemoteSAM) -> None:
-    """The lazy result equals blending the model's own predict() outputs by hand (linear weights)."""
+@pytest.mark.parametrize("tta", [False, True], ids=["one-pass", "tta"])
+def test_blending_matches_direct_window_average(fast_model: RemoteSAM, tta: bool) -> None:
+    """The lazy result equals blending the model's own predict() outputs by hand (linear weights),
+    also with test-time mirroring, which scenes and single images share."""
+    if tta:
+        fast_model = RemoteSAM(fast_model.network, device="cpu", precision="fp32", batch_size=4, tta=True)
     scene = naip_scene(chunks=160)
     tile, overlap = 128, 48
     prob = geosam.segment(

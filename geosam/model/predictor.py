@@ -202,11 +202,9 @@ class RemoteSAM(TaskMixin):
         check_images(images, batched=True)
         items, _ = normalize_prompts(prompts)
         b, h, w = images.shape[:3]
-        text = self.encode_prompts(items)
         pixels = self.preprocess(images)
-        mirror = torch.tensor([self.tta and not names_a_direction(p) for p in items])
         out = np.empty((b, len(items), h, w), dtype=np.float32)
-        for img_idx, prompt_idx, probs in self._run_pairs(pixels, text, mirror):
+        for img_idx, prompt_idx, probs in self.pair_probabilities(pixels, items):
             if probs.shape[-2:] != (h, w):
                 probs = self._resize_back(probs, (h, w))
             out[img_idx, prompt_idx] = probs.clamp_(0, 1).cpu().numpy()
@@ -222,19 +220,26 @@ class RemoteSAM(TaskMixin):
         with torch.inference_mode(), self._autocast():
             return self.network.segment(pixels, text)
 
-    def _run_pairs(
-        self, pixels: torch.Tensor, text: TextFeatures, mirror: torch.Tensor | None = None
+    def pair_probabilities(
+        self, pixels: torch.Tensor, prompts: Sequence[str], *, batch_size: int | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Probabilities of every image-prompt pair, ``batch_size`` pairs per forward pass; pairs
-        whose prompt is marked in ``mirror`` are averaged with their mirrored views."""
-        b, p = pixels.shape[0], text.features.shape[0]
+        """``(image index, prompt index, S x S probabilities)`` of every pair of preprocessed
+        ``pixels`` and ``prompts``, ``batch_size`` pairs per forward pass (with ``tta``, averaged
+        with the mirrored views unless the prompt names a direction).
+
+        >>> for i, p, probs in model.pair_probabilities(model.preprocess(images), ["ships"]): ...  # doctest: +SKIP
+        """
+        text = self.encode_prompts(prompts)
+        mirror = torch.tensor([self.tta and not names_a_direction(p) for p in prompts])
+        batch = batch_size or self.batch_size
+        b, p = pixels.shape[0], len(prompts)
         img_idx = torch.arange(b).repeat_interleave(p)
         prompt_idx = torch.arange(p).repeat(b)
-        for start in range(0, b * p, self.batch_size):
-            sl = slice(start, start + self.batch_size)
+        for start in range(0, b * p, batch):
+            sl = slice(start, start + batch)
             x, t = pixels[img_idx[sl].to(self.device)], text.select(prompt_idx[sl].to(self.device))
             probs = torch.softmax(self.predict_logits(x, t).float(), dim=1)[:, 1]
-            rows = mirror[prompt_idx[sl]].nonzero()[:, 0] if mirror is not None else torch.zeros(0)
+            rows = mirror[prompt_idx[sl]].nonzero()[:, 0]
             if len(rows):
                 rows = rows.to(self.device)
                 x, t = x[rows], t.select(rows)
