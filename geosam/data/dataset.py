@@ -64,7 +64,7 @@ class View:
     text: str
     mask: np.ndarray  # S x S bool
     expression: Expression
-    seams: np.ndarray  # S x S bool: pixels between touching referred instances, left out of mask
+    seams: np.ndarray  # S x S bool: background separating the referred instances (not in mask)
 
 
 class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
@@ -72,8 +72,10 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
 
     Each item is a dict with ``pixels`` (3 x S x S float, normalised with the network's mean/std),
     ``input_ids`` and ``attention_mask`` (``max_tokens``), ``mask`` (S x S long, 1 = referred),
-    ``seams`` (S x S bool, background pixels between touching referred instances) and ``index``. Augmentation is random but reproducible: it depends only on ``seed``, the epoch (see
-    :meth:`set_epoch`) and the sample index, not on the worker that loads it.
+    ``seams`` (S x S bool, the background that separates referred instances: see
+    :func:`geosam.data.rasterize.rasterize_separated`) and ``index``. Augmentation is random but
+    reproducible: it depends only on ``seed``, the epoch (see :meth:`set_epoch`) and the sample index,
+    not on the worker that loads it.
 
     ``negative_regions`` (training only, with augmentation): the share of one-to-many samples that
     are turned into *negative regions*: the prompt becomes a look-alike class ("vehicles" for a
