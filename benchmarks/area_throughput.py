@@ -9,6 +9,7 @@ The scene is the real NAIP mosaic of ``benchmarks/pipeline.py``.
 
     python benchmarks/area_throughput.py                 # 4096^2 scene (4.2 km^2 at 0.5 m)
     python benchmarks/area_throughput.py --size 2048 --precisions fp32
+    python benchmarks/area_throughput.py --tta          # also with test-time mirroring (3 passes)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--overlaps", nargs="+", default=["0", "default"])
     parser.add_argument("--prompt", default="buildings")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--tta", action="store_true", help="also time load_model(tta=True)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
@@ -51,9 +53,9 @@ def main() -> None:
     print(
         f"scene {args.size}^2 px = {km2:.2f} km^2 at 0.5 m; torch threads {torch.get_num_threads()}"
     )
-    print(f"{'precision':>9} {'overlap':>8} {'seconds':>8} {'km2/min':>8}")
-    for precision in args.precisions:
-        model = geosam.load_model(device="cpu", precision=precision)
+    print(f"{'precision':>9} {'tta':>5} {'overlap':>8} {'seconds':>8} {'km2/min':>8}")
+    for precision, tta in [(p, t) for p in args.precisions for t in ([False, True] if args.tta else [False])]:
+        model = geosam.load_model(device="cpu", precision=precision, tta=tta)
         for overlap_arg in args.overlaps:
             overlap = None if overlap_arg == "default" else int(overlap_arg)
             store = workdir / "out.zarr"
@@ -66,7 +68,7 @@ def main() -> None:
             )
             seconds = time.perf_counter() - start
             label = f"{model.input_size // 8}" if overlap is None else str(overlap)
-            print(f"{precision:>9} {label:>8} {seconds:8.1f} {km2 / seconds * 60:8.1f}", flush=True)
+            print(f"{precision:>9} {tta!s:>5} {label:>8} {seconds:8.1f} {km2 / seconds * 60:8.1f}", flush=True)
 
 
 if __name__ == "__main__":
