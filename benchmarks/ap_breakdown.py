@@ -16,14 +16,7 @@ import numpy as np
 import geosam
 from geosam.data.images import read_rgb
 from geosam.evaluation import image_probabilities, load_dataset
-from geosam.tasks.boxes import box_iou, mask_to_boxes
-
-
-def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise intersection areas ``len(a) x len(b)`` of boxes ``[x1, y1, x2, y2]``."""
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    return np.clip(iw, 0, None) * np.clip(ih, 0, None)
+from geosam.tasks.boxes import box_intersection, box_iou, mask_to_boxes
 
 
 def classify(truth: np.ndarray, pred: np.ndarray) -> list[str]:
@@ -31,7 +24,7 @@ def classify(truth: np.ndarray, pred: np.ndarray) -> list[str]:
     iou = box_iou(truth, pred)
     # covers[i, j]: predicted box j holds more than half of labelled box i
     area = (truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1])
-    covers = _intersection(truth, pred) > 0.5 * area[:, None]
+    covers = box_intersection(truth, pred) > 0.5 * area[:, None]
     spans = covers.sum(axis=0)  # labelled boxes each predicted box holds
     out = []
     for i in range(len(truth)):
