@@ -426,11 +426,11 @@ def train(config: TrainConfig) -> TrainResult:
                         with _autocast(precision, device):
                             logits = model(batch["pixels"].to(device, non_blocking=True),
                                            batch["input_ids"].to(device), batch["attention_mask"].to(device))
-                        seams = (1.0 + (cfg.seam_weight - 1.0) * batch["seams"].to(device).float()
+                        pixel_weight = (1.0 + (cfg.seam_weight - 1.0) * batch["seams"].to(device).float()
                                  if cfg.seam_weight != 1.0 else None)
                         parts = segmentation_loss(logits, batch["mask"].to(device), class_weights=cfg.class_weights,
                                                   dice_weight=cfg.dice_weight, presence_weight=cfg.presence_weight,
-                                                  pixel_weight=seams)
+                                                  pixel_weight=pixel_weight)
                         loss = parts.total / len(group)
                         if scaler is not None:
                             scaler.scale(loss).backward()
