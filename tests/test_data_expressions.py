@@ -9,6 +9,7 @@ from shapely.geometry import box
 from geosam.data.expressions import (
     Expression,
     Obj,
+    absent_classes,
     attribute_expressions,
     class_text,
     refresh,
@@ -104,6 +105,20 @@ def test_groups_cover_their_members() -> None:
                                rng=np.random.default_rng(0))
     vehicle = [e for e in exprs if e.class_name == "vehicle"]
     assert vehicle and vehicle[0].targets == (0, 1)
+
+
+def test_sports_field_group_needs_every_member_labelled() -> None:
+    objs = [Obj(0, "tennis-court", box(0, 0, 20, 40)), Obj(1, "ground-track-field", box(60, 10, 120, 100))]
+    sports = list(VOCABULARY["sports-field"].children)
+    exprs = sample_expressions(objs, 128, 128, labelled=sports, known_absent=[], rng=np.random.default_rng(0))
+    group = [e for e in exprs if e.class_name == "sports-field"]
+    assert group and group[0].targets == (0, 1)
+    # A source that labels tennis courts only cannot say where all the sports fields are.
+    exprs = sample_expressions(objs, 128, 128, labelled=["tennis-court", "ground-track-field"], known_absent=[],
+                               rng=np.random.default_rng(0))
+    assert not [e for e in exprs if e.class_name == "sports-field"]
+    # Where every kind of sports field is known absent, so is the group.
+    assert "sports-field" in absent_classes([Obj(0, "ship", box(0, 0, 9, 9))], sports)
 
 
 def test_class_text_uses_synonyms() -> None:

@@ -144,6 +144,12 @@ _CLASSES = (
     _c("vehicle", ("vehicle",), ("vehicles",),
        look_alikes=("ship", "building"), children=("small-vehicle", "large-vehicle"),
        aliases=("vehicles",)),
+    _c("sports-field", ("sports field", "sports ground", "playing field"),
+       ("sports fields", "sports grounds", "playing fields"),
+       look_alikes=("swimming-pool", "roundabout", "low-vegetation"),
+       children=("tennis-court", "basketball-court", "baseball-diamond", "soccer-ball-field",
+                 "ground-track-field"),
+       aliases=("sports_field", "sport field", "sports facility")),
 )
 
 #: Canonical class name -> :class:`ClassInfo`.
