@@ -190,6 +190,28 @@ def default_prompt(category: str) -> str:
     return category.replace("_", " ").replace("-", " ")
 
 
+def category_members(category: str, present: set[str] | frozenset[str]) -> tuple[str, ...]:
+    """The labelled classes whose objects ``category`` covers: a group class of the vocabulary
+    ("vehicle", "sports-field") covers its members, unless the data labels it by that name.
+
+    >>> category_members("sports-field", {"tennis-court"})[:2]
+    ('tennis-court', 'basketball-court')
+    >>> category_members("vehicle", {"vehicle"}), category_members("boat", set())
+    (('vehicle',), ('boat',))
+    """
+    from geosam.data.vocabulary import VOCABULARY
+
+    info = VOCABULARY.get(category)
+    if category in present or info is None or not info.children:
+        return (category,)
+    return info.children
+
+
+def unknown_categories(names: Sequence[str], present: set[str] | frozenset[str]) -> list[str]:
+    """The names in ``names`` with no labelled object in the data (group classes: no member)."""
+    return sorted(c for c in names if not set(category_members(c, present)) & set(present))
+
+
 def _is_stuff(category: str) -> bool:
     from geosam.data.vocabulary import VOCABULARY
 
@@ -271,7 +293,8 @@ def evaluate(
 
     ``prompts`` maps a category to its prompt text (default :func:`default_prompt`);
     ``categories`` restricts the categories (default: every category with a labelled object);
-    ``limit`` takes the first images only. A category is scored on the images labelled for it.
+    ``limit`` takes the first images only. A category is scored on the images labelled for it; a
+    group class ("sports-field") on the images labelled for all its members, against their union.
     """
     from geosam.data.images import read_rgb
     from geosam.data.rasterize import rasterize
@@ -281,9 +304,9 @@ def evaluate(
     if len(images) == 0:
         raise InputError("the data set holds no images")
     present = sorted(set(table.instances["class_name"]))
-    names = list(categories) if categories is not None else present
     prompts = dict(prompts or {})
-    unknown = sorted(set(prompts) - set(present) - set(names))
+    names = list(categories) if categories is not None else present + [c for c in prompts if c not in present]
+    unknown = unknown_categories(list(dict.fromkeys([*names, *prompts])), set(present))
     if unknown:
         raise InputError(
             f"--prompt names categories that are not in the data: {', '.join(unknown)}; "
@@ -293,13 +316,21 @@ def evaluate(
     if not names and not negatives:
         raise InputError("the data set has no labelled objects and no negative prompts were given")
 
+    covers = {c: category_members(c, set(present)) for c in names}
+    labelled_sets = [set(labelled) for labelled in images["labelled"]]
+    for c in names:
+        if len(covers[c]) > 1 and not any(set(covers[c]) <= labelled for labelled in labelled_sets):
+            raise InputError(
+                f"{c!r} groups {', '.join(covers[c])}; no image is labelled for all of them, so a "
+                "mask of the group cannot be scored"
+            )
     tallies = {c: _Tally() for c in names}
     empty = dict.fromkeys(negatives, 0)
     by_image = dict(tuple(table.instances.groupby("image"))) if len(table.instances) else {}
     records = images.to_dict("records")
     for row in tqdm(records, desc="evaluate", unit="image", disable=not progress):
         labelled = set(row["labelled"])
-        cats = [c for c in names if c in labelled]
+        cats = [c for c in names if set(covers[c]) <= labelled]
         asked = [text[c] for c in cats] + list(negatives)
         if not asked:
             continue
@@ -312,7 +343,7 @@ def evaluate(
         probs = image_probabilities(model, image, asked, tile=tile)
         inst = by_image.get(row["image"])
         for i, c in enumerate(cats):
-            geoms = [] if inst is None else list(inst.geometry[inst["class_name"] == c])
+            geoms = [] if inst is None else list(inst.geometry[inst["class_name"].isin(covers[c])])
             truth = rasterize(geoms, (h, w))
             pred = probs[i] > threshold
             t = tallies[c]

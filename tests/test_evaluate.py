@@ -106,6 +106,34 @@ def test_scores_of_a_missed_object_are_exact() -> None:
     assert ap50 == pytest.approx(expected_ap)
 
 
+def test_group_class_is_scored_against_the_union_of_its_members() -> None:
+    table = load_dataset(SETS["dota"], "dota")  # small and large vehicles
+    row = table.images.iloc[0]
+    image, shape = read_rgb(row["image"]), (int(row["height"]), int(row["width"]))
+    inst = table.instances_of(row["image"])
+    union = rasterize(inst, shape)
+    cars = rasterize(inst[inst["class_name"] == "small-vehicle"], shape)
+    oracle = Oracle()
+    oracle.add(image, "vehicles", union)
+    result = evaluate(oracle, table, prompts={"vehicle": "vehicles"}, categories=["vehicle"], progress=False)
+    s = result.categories["vehicle"]
+    assert (s.oIoU, s.objects) == (1.0, len(inst))
+    # Answering with the cars alone misses the large vehicles.
+    oracle = Oracle()
+    oracle.add(image, "vehicles", cars)
+    s = evaluate(oracle, table, prompts={"vehicle": "vehicles"}, progress=False).categories["vehicle"]
+    assert s.oIoU == pytest.approx(cars.sum() / union.sum())
+
+
+def test_group_class_needs_images_labelled_for_every_member() -> None:
+    vaihingen = load_dataset(SETS["vaihingen"], "mask")  # cars, but no large vehicles labelled
+    with pytest.raises(InputError, match="no image is labelled for all"):
+        evaluate(Oracle(), vaihingen, prompts={"vehicle": "vehicles"}, progress=False)
+    ships = load_dataset(SETS["yolo"], "yolo")
+    with pytest.raises(InputError, match="not in the data: vehicle"):
+        evaluate(Oracle(), ships, prompts={"vehicle": "vehicles"}, progress=False)
+
+
 def test_negative_prompt_that_fires_is_counted() -> None:
     table = load_dataset(SETS["yolo"], "yolo")
     oracle = _oracle(table)

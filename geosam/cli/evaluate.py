@@ -134,7 +134,7 @@ def _category_prompts(items: list[str], present: set[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from geosam.evaluation import evaluate, load_dataset
+    from geosam.evaluation import evaluate, load_dataset, unknown_categories
     from geosam.model.build import load_model
 
     if args.limit is not None and args.limit < 1:
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     table = load_dataset(args.data, args.fmt, classes=classes)
     present = set(table.instances["class_name"])
     prompts = _category_prompts(args.prompt, present)
-    unknown = sorted(set(prompts) - present)
+    unknown = unknown_categories(list(prompts), present)
     if unknown:  # before loading the model
         raise InputError(
             f"--prompt names categories that are not in the data: {', '.join(unknown)}; "
