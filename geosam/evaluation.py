@@ -396,7 +396,8 @@ def evaluate_referring(
     """oIoU, mIoU, P@0.5 and empty-mask accuracy on a triplet dataset, overall and per expression
     kind and source (``size/P@0.5`` ...), each sample at the network's input size without
     augmentation. ``resolve``: size/position expressions through :func:`geosam.tasks.refer`
-    (geometry over the class mask), else every expression through the network alone.
+    (geometry over the class mask) and group classes as the union of their members (see
+    :class:`~geosam.model.RemoteSAM`), else every expression through the network alone.
 
     >>> evaluate_referring(model, TripletDataset.for_network("triplets", model.network, "valid"))  # doctest: +SKIP
     {'oIoU': 0.71, ..., 'size/P@0.5': 0.66, ...}
@@ -408,12 +409,16 @@ def evaluate_referring(
 
     meter = SegmentationMeter()
     kinds, sources = dataset.samples["kind"].tolist(), dataset.samples["source"].tolist()
-    for i in tqdm(range(len(dataset)), desc="expressions", disable=not progress):
-        view = dataset.view(i)
-        if resolve:
-            prob = refer(model, view.image, view.text, threshold=threshold)
-        else:
-            prob = model.predict(view.image, view.text)
-        pred = torch.from_numpy(prob > threshold)[None]
-        meter.update(pred, torch.from_numpy(view.mask)[None], [[kinds[i], sources[i]]])
+    unite_groups, model.unite_groups = model.unite_groups, resolve and model.unite_groups
+    try:
+        for i in tqdm(range(len(dataset)), desc="expressions", disable=not progress):
+            view = dataset.view(i)
+            if resolve:
+                prob = refer(model, view.image, view.text, threshold=threshold)
+            else:
+                prob = model.predict(view.image, view.text)
+            pred = torch.from_numpy(prob > threshold)[None]
+            meter.update(pred, torch.from_numpy(view.mask)[None], [[kinds[i], sources[i]]])
+    finally:
+        model.unite_groups = unite_groups
     return meter.result()

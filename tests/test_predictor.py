@@ -160,3 +160,20 @@ def test_tta_averages_the_mirrored_views_except_for_directions(model: RemoteSAM,
     # "left" would be "right" in the mirrored image: that prompt is predicted once
     np.testing.assert_allclose(both[1], model.predict(square, "the ship on the left"), atol=1e-6)
     assert geosam.distributed.ModelRef("remotesam-lite", device="cpu", tta=True).load().tta
+
+
+def test_group_prompts_are_the_union_of_their_members(model: RemoteSAM, image: np.ndarray) -> None:
+    from PIL import Image
+
+    # At the input size, so that no resizing comes between the members' maps and their union.
+    image = np.asarray(Image.fromarray(image).resize((model.input_size,) * 2))
+    members = model.predict(image, ["all the cars", "all the large vehicles"])
+    got = model.predict(image, ["ships", "all the vehicles", "cars"])
+    np.testing.assert_allclose(got[1], members.max(axis=0), atol=1e-6)
+    np.testing.assert_allclose(got[[0, 2]], model.predict(image, ["ships", "cars"]), atol=1e-6)
+    batch = model.predict_batch(np.stack([image, image[::-1]]), "vehicles")
+    flipped = np.ascontiguousarray(image[::-1])
+    np.testing.assert_allclose(batch[1, 0], model.predict(flipped, ["cars", "large vehicles"]).max(0), atol=1e-6)
+    # The network's own reading of the group name differs from the union.
+    own = RemoteSAM(model.network, device="cpu", precision="fp32", unite_groups=False)
+    assert np.abs(own.predict(image, "all the vehicles") - got[1]).max() > 1e-3

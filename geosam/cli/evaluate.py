@@ -56,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--network-only",
         action="store_true",
         help="with --format triplets: score the network's own reading of every expression, "
-        "without resolving size/position expressions by geometry (geosam.tasks.refer)",
+        "without resolving size/position expressions by geometry (geosam.tasks.refer) or group "
+        "classes as the union of their members",
     )
     p.add_argument(
         "--model",

@@ -206,3 +206,40 @@ def members(name: str) -> tuple[str, ...]:
 def groups_of(leaves: set[str] | frozenset[str]) -> list[str]:
     """Group classes all of whose children are in ``leaves``."""
     return [c.name for c in _CLASSES if c.children and set(c.children) <= set(leaves)]
+
+
+# "sports fields", "all the vehicles in the image": the whole class, and nothing else, is asked for.
+_CLASS_EXPRESSION = re.compile(
+    r"^(?P<head>(?:all (?:of )?(?:the )?|every |the ))?(?P<phrase>.+?)"
+    r"(?P<tail> in the (?:image|picture|scene))?$"
+)
+_GROUP_PHRASES: dict[str, tuple[ClassInfo, bool]] = {}
+for _info in _CLASSES:
+    if _info.children:
+        for _text in _info.plural:
+            _GROUP_PHRASES[_key(_text)] = (_info, True)
+        for _text in _info.singular:
+            _GROUP_PHRASES.setdefault(_key(_text), (_info, False))
+
+
+def group_prompts(prompt: str) -> tuple[str, ...]:
+    """One prompt per member when ``prompt`` asks for a whole group class, else ``()``.
+
+    A group's mask is the union of its members' (:class:`ClassInfo`), so "sports fields" can be
+    answered from "tennis courts", "baseball fields", ... which the data labels and the network
+    knows far better than the group's own name. Only plain class expressions are split (an optional
+    "all the" / "every" / "the" and "in the image"); anything else is left to the network.
+
+    >>> group_prompts("all the vehicles in the image")
+    ('all the cars in the image', 'all the large vehicles in the image')
+    >>> group_prompts("ships"), group_prompts("the largest vehicle"), group_prompts("cars next to vehicles")
+    ((), (), ())
+    """
+    text = " ".join(prompt.lower().strip().rstrip(".!?").split())
+    match = _CLASS_EXPRESSION.match(text)
+    if match is None or _key(match["phrase"]) not in _GROUP_PHRASES:
+        return ()
+    info, plural = _GROUP_PHRASES[_key(match["phrase"])]
+    head, tail = match["head"] or "", match["tail"] or ""
+    return tuple(f"{head}{phrase(child, plural=plural)}{tail}" for child in info.children)
+

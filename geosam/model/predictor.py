@@ -109,6 +109,12 @@ class RemoteSAM(TaskMixin):
     ``tta=True`` averages each probability map with those of the image mirrored left-right and
     top-bottom (three forward passes; prompts that name a direction are predicted once); its gain
     on the packaged weights is measured in docs/model-card.md.
+
+    A prompt that asks for a whole group class of the vocabulary ("vehicles", "all the sports
+    fields") is answered as the union (pixel-wise maximum) of its members' prompts ("cars", "large
+    vehicles"): one forward pass per member (:func:`geosam.data.vocabulary.group_prompts`,
+    docs/decisions/0003-group-classes.md). ``unite_groups=False`` asks the network for the group's
+    own name instead.
     """
 
     def __init__(
@@ -120,12 +126,14 @@ class RemoteSAM(TaskMixin):
         batch_size: int | None = None,
         name: str | None = None,
         tta: bool = False,
+        unite_groups: bool = True,
     ) -> None:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.name = name or network.arch
         self.batch_size = batch_size or (8 if self.device.type == "cuda" else 2)
         self.tta = tta
+        self.unite_groups = unite_groups
         network.eval()
         network.prepare_for_inference()
         self.network = network.to(self.device)
@@ -225,10 +233,31 @@ class RemoteSAM(TaskMixin):
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """``(image index, prompt index, S x S probabilities)`` of every pair of preprocessed
         ``pixels`` and ``prompts``, ``batch_size`` pairs per forward pass (with ``tta``, averaged
-        with the mirrored views unless the prompt names a direction).
+        with the mirrored views unless the prompt names a direction; group prompts as the union
+        of their members', see the class docstring).
 
         >>> for i, p, probs in model.pair_probabilities(model.preprocess(images), ["ships"]): ...  # doctest: +SKIP
         """
+        from geosam.data.vocabulary import group_prompts
+
+        members = [group_prompts(p) if self.unite_groups else () for p in prompts]
+        if not any(members):
+            yield from self._network_pairs(pixels, prompts, batch_size)
+            return
+        queries = list(dict.fromkeys(q for p, m in zip(prompts, members, strict=True) for q in m or (p,)))
+        found: dict[tuple[int, int], torch.Tensor] = {}
+        for img_idx, query_idx, probs in self._network_pairs(pixels, queries, batch_size):
+            for w, q, prob in zip(img_idx.tolist(), query_idx.tolist(), probs, strict=True):
+                found[w, q] = prob
+        images = torch.arange(pixels.shape[0])
+        for p, (prompt, group) in enumerate(zip(prompts, members, strict=True)):
+            rows = [queries.index(q) for q in group or (prompt,)]
+            union = [torch.stack([found[w, q] for q in rows]).amax(dim=0) for w in images.tolist()]
+            yield images, torch.full_like(images, p), torch.stack(union)
+
+    def _network_pairs(
+        self, pixels: torch.Tensor, prompts: Sequence[str], batch_size: int | None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         text = self.encode_prompts(prompts)
         mirror = torch.tensor([self.tta and not names_a_direction(p) for p in prompts])
         batch = batch_size or self.batch_size
