@@ -3,7 +3,7 @@
 # on chips of DOTA, iSAID and LoveDA held back from training, and on the attribute expressions.
 #
 #   geosam prepare --data-root ../shared/data --out data/triplets --chip-rounds 8    # once (about a minute)
-#   benchmarks/evaluate_release.sh ../shared/data data/triplets eval/                 # about 50 minutes on 2 cores
+#   benchmarks/evaluate_release.sh ../shared/data data/triplets eval/                 # about 70 minutes on 2 cores
 #   MODEL=runs/lite/best.safetensors benchmarks/evaluate_release.sh ...               # a checkpoint instead
 #
 # Each evaluation prints its table; OUT/<name>.json keeps the figures.
@@ -31,20 +31,20 @@ run ships --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships \
 run planes --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes \
     --negative helicopters --negative ships --negative vehicles --negative "storage tanks" \
     --negative "swimming pools" --negative "tennis courts" --negative "sports fields"
-# the same with test-time mirroring (three forward passes per image)
-run ships-tta --tta --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships \
-    --negative airplanes --negative helicopters --negative vehicles --negative "storage tanks" \
-    --negative "tennis courts" --negative "swimming pools" --negative "sports fields"
-run planes-tta --tta --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes \
-    --negative helicopters --negative ships --negative vehicles --negative "storage tanks" \
-    --negative "swimming pools" --negative "tennis courts" --negative "sports fields"
-# the same aircraft in 360-px windows, each upsampled to the input (small objects appear larger)
-run planes-tile360 --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes --tile 360
 # group classes are scored against the union of their members ("vehicles": cars and large vehicles)
 run heldout-dota --data "$TRIPLETS/heldout-dota.coco.json" --format coco \
     --prompt vehicle=vehicles --prompt sports-field="sports fields"
 run heldout-isaid --data "$TRIPLETS/heldout-isaid.coco.json" --format coco --prompt vehicle=vehicles
 run heldout-loveda --data "$TRIPLETS/heldout-loveda.coco.json" --format coco
 run attributes --data "$TRIPLETS" --format triplets --split valid
-run attributes-tta --tta --data "$TRIPLETS" --format triplets --split valid
 run attributes-network-only --data "$TRIPLETS" --format triplets --split valid --network-only
+# with test-time mirroring (three forward passes per image)
+run ships-tta --tta --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships \
+    --negative airplanes --negative helicopters --negative vehicles --negative "storage tanks" \
+    --negative "tennis courts" --negative "swimming pools"
+run attributes-tta --tta --data "$TRIPLETS" --format triplets --split valid
+run planes-tta --tta --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes \
+    --negative helicopters --negative ships --negative vehicles --negative "storage tanks" \
+    --negative "swimming pools" --negative "tennis courts"
+# the same aircraft in 360-px windows, each upsampled to the input (small objects appear larger)
+run planes-tile360 --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes --tile 360
