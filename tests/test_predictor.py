@@ -176,4 +176,5 @@ def test_group_prompts_are_the_union_of_their_members(model: RemoteSAM, image: n
     np.testing.assert_allclose(batch[1, 0], model.predict(flipped, ["cars", "large vehicles"]).max(0), atol=1e-6)
     # The network's own reading of the group name differs from the union.
     own = RemoteSAM(model.network, device="cpu", precision="fp32", unite_groups=False)
+    assert "unite_groups=False" in repr(own) and "unite_groups" not in repr(model)
     assert np.abs(own.predict(image, "all the vehicles") - got[1]).max() > 1e-3

@@ -242,4 +242,3 @@ def group_prompts(prompt: str) -> tuple[str, ...]:
     info, plural = _GROUP_PHRASES[_key(match["phrase"])]
     head, tail = match["head"] or "", match["tail"] or ""
     return tuple(f"{head}{phrase(child, plural=plural)}{tail}" for child in info.children)
-

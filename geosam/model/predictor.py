@@ -140,9 +140,9 @@ class RemoteSAM(TaskMixin):
         self._text_cache: dict[str, TextFeatures] = {}
 
     def __repr__(self) -> str:
-        tta = ", tta=True" if self.tta else ""
+        options = (", tta=True" if self.tta else "") + ("" if self.unite_groups else ", unite_groups=False")
         return (f"RemoteSAM(name={self.name!r}, input_size={self.input_size}, device='{self.device}', "
-                f"precision={self.precision!r}{tta})")
+                f"precision={self.precision!r}{options})")
 
     @property
     def input_size(self) -> int:
