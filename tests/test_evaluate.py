@@ -306,3 +306,28 @@ def test_cli_scores_a_triplet_split_per_expression_kind(
         assert scores[f"{kind}/n"] == count
         assert 0.0 <= scores[f"{kind}/P@0.5"] <= 1.0
     assert any(line.startswith("zero ") for line in lines)  # the per-kind table
+
+
+def test_network_only_asks_the_network_for_group_names(tmp_path: Path) -> None:
+    from typing import ClassVar
+
+    from geosam.data.dataset import TripletDataset
+    from geosam.evaluation import evaluate_referring
+    from geosam.model import RemoteSAM, create
+    from tests.data_fixtures import build_crops
+
+    class Recording(RemoteSAM):  # the real predictor, noting whether groups were united per call
+        seen: ClassVar[list[bool]] = []
+
+        def pair_probabilities(self, pixels, prompts, *, batch_size=None):  # type: ignore[no-untyped-def]
+            self.seen.append(self.unite_groups)
+            return super().pair_probabilities(pixels, prompts, batch_size=batch_size)
+
+    build_crops(tmp_path / "triplets")
+    model = Recording(create("remotesam-lite", input_size=128), device="cpu", precision="fp32")
+    dataset = TripletDataset.for_network(tmp_path / "triplets", model.network, ["valid"], limit=3)
+    evaluate_referring(model, dataset, resolve=False)
+    assert model.seen and not any(model.seen) and model.unite_groups  # restored afterwards
+    model.seen.clear()
+    evaluate_referring(model, dataset, resolve=True)
+    assert model.seen and all(model.seen)
