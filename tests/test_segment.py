@@ -73,16 +73,23 @@ def test_result_does_not_depend_on_chunking(fast_model: RemoteSAM) -> None:
     assert np.abs(zero_one - one).max() > 1e-3  # overlap does change (blend) the result
 
 
-@pytest.mark.parametrize("tta", [False, True], ids=["one-pass", "tta"])
-def test_blending_matches_direct_window_average(fast_model: RemoteSAM, tta: bool) -> None:
+@pytest.mark.parametrize(
+    ("tta", "prompt", "members"),
+    [(False, "ponds", ["ponds"]), (True, "ponds", ["ponds"]), (False, "vehicles", ["cars", "large vehicles"])],
+    ids=["one-pass", "tta", "group"],
+)
+def test_blending_matches_direct_window_average(
+    fast_model: RemoteSAM, tta: bool, prompt: str, members: list[str]
+) -> None:
     """The lazy result equals blending the model's own predict() outputs by hand (linear weights),
-    also with test-time mirroring, which scenes and single images share."""
+    also with test-time mirroring and for a group class (the union of its members' windows), which
+    scenes and single images share."""
     if tta:
         fast_model = RemoteSAM(fast_model.network, device="cpu", precision="fp32", batch_size=4, tta=True)
     scene = naip_scene(chunks=160)
     tile, overlap = 128, 48
     prob = geosam.segment(
-        scene, "ponds", model=fast_model, tile=tile, overlap=overlap, blend="linear"
+        scene, prompt, model=fast_model, tile=tile, overlap=overlap, blend="linear"
     )
     image = np.ascontiguousarray(scene.values[:3].transpose(1, 2, 0)[:300, :300])
     grid = WindowGrid(300, tile, overlap, "linear")
@@ -92,9 +99,8 @@ def test_blending_matches_direct_window_average(fast_model: RemoteSAM, tta: bool
     padded[:300, :300] = image
     for y in grid.starts:
         for x in grid.starts:
-            num[y : y + tile, x : x + tile] += weights * fast_model.predict(
-                padded[y : y + tile, x : x + tile], "ponds"
-            )
+            window = padded[y : y + tile, x : x + tile]
+            num[y : y + tile, x : x + tile] += weights * fast_model.predict(window, members).max(axis=0)
     expected = num[:300, :300] / np.outer(grid.coverage(0, 300), grid.coverage(0, 300))
     # the lazy result covers the whole 512 px scene: compare the part whose windows are the same
     inner = grid.starts[-1]  # rows/cols only covered by windows that lie inside the 300 px crop
