@@ -201,6 +201,18 @@ def _check_ranges(report: dict[str, object], images: int) -> None:
         assert scores["mIoU"] is not None and scores["P@0.5"] is not None
 
 
+def test_cli_network_only_reads_group_names_itself(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("--data", str(SETS["dota"]), "--format", "dota", "--prompt", "vehicle=vehicles",
+            "--device", "cpu")  # fmt: skip
+    united, own = _run_cli(capsys, *args), _run_cli(capsys, *args, "--network-only")
+    for report in (united, own):
+        _check_ranges(report, 1)
+    cats = united["categories"], own["categories"]
+    assert isinstance(cats[0], dict) and isinstance(cats[1], dict)
+    assert cats[0]["small-vehicle"] == cats[1]["small-vehicle"]  # no group: the same prompt
+    assert cats[0]["vehicle"]["oIoU"] != cats[1]["vehicle"]["oIoU"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "extra", "images"),

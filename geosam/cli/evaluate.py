@@ -55,9 +55,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--network-only",
         action="store_true",
-        help="with --format triplets: score the network's own reading of every expression, "
-        "without resolving size/position expressions by geometry (geosam.tasks.refer) or group "
-        "classes as the union of their members",
+        help="score the network's own reading of every prompt: group classes ('vehicles') are not "
+        "answered as the union of their members, and with --format triplets size/position "
+        "expressions are not resolved by geometry (geosam.tasks.refer)",
     )
     p.add_argument(
         "--model",
@@ -161,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             f"categories: {', '.join(sorted(present)) or 'none'}"
         )
     model = load_model(args.model, weights=args.weights, device=args.device, tta=args.tta)
+    model.unite_groups = not args.network_only
     result = evaluate(
         model,
         table,
