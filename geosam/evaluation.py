@@ -199,12 +199,11 @@ def category_members(category: str, present: set[str] | frozenset[str]) -> tuple
     >>> category_members("vehicle", {"vehicle"}), category_members("boat", set())
     (('vehicle',), ('boat',))
     """
-    from geosam.data.vocabulary import VOCABULARY
+    from geosam.data.vocabulary import VOCABULARY, members
 
-    info = VOCABULARY.get(category)
-    if category in present or info is None or not info.children:
+    if category in present or category not in VOCABULARY:
         return (category,)
-    return info.children
+    return members(category)
 
 
 def unknown_categories(names: Sequence[str], present: set[str] | frozenset[str]) -> list[str]:

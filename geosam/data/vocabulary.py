@@ -237,8 +237,9 @@ def group_prompts(prompt: str) -> tuple[str, ...]:
     """
     text = " ".join(prompt.lower().strip().rstrip(".!?").split())
     match = _CLASS_EXPRESSION.match(text)
-    if match is None or _key(match["phrase"]) not in _GROUP_PHRASES:
+    group = None if match is None else _GROUP_PHRASES.get(_key(match["phrase"]))
+    if match is None or group is None:
         return ()
-    info, plural = _GROUP_PHRASES[_key(match["phrase"])]
+    info, plural = group
     head, tail = match["head"] or "", match["tail"] or ""
     return tuple(f"{head}{phrase(child, plural=plural)}{tail}" for child in info.children)
