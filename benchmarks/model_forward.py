@@ -8,6 +8,7 @@ CPU shared with other work slows all of them alike; medians are reported.
 
     python benchmarks/model_forward.py                                   # both models, fp32 + bf16
     python benchmarks/model_forward.py --models remotesam-v1 --precisions fp32 bf16 --batches 1 2 --repeats 3
+    python benchmarks/model_forward.py --models remotesam-lite --model-option fine_head=true   # an architecture option
 """
 
 from __future__ import annotations
@@ -69,11 +70,13 @@ def time_batch(model: RemoteSAM, image: np.ndarray, batch: int) -> float:
     return time.perf_counter() - start
 
 
-def bench_model(name: str, precisions: list[str], batches: list[int], repeats: int, device: torch.device) -> list[dict]:
+def bench_model(
+    name: str, precisions: list[str], batches: list[int], repeats: int, device: torch.device, options: dict
+) -> list[dict]:
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        net = create(name)
+        net = create(name, **options)
     params = sum(p.numel() for p in net.parameters())
     models = {p: RemoteSAM(net, device=device, precision=p, name=name) for p in precisions}  # type: ignore[arg-type]
     first = models[precisions[0]]
@@ -97,7 +100,7 @@ def bench_model(name: str, precisions: list[str], batches: list[int], repeats: i
         best = min(per_pair, key=lambda b: per_pair[b])
         first_b = batches[0]
         rows.append({
-            "model": name, "device": str(device), "precision": p, "input": size,
+            "model": name, **options, "device": str(device), "precision": p, "input": size,
             "params_M": round(params / 1e6, 2), "GFLOPs_per_pair": round(flops, 1),
             f"latency_s_batch{first_b}": round(per_pair[first_b] * first_b, 3),
             f"pairs_per_s_batch{first_b}": round(1 / per_pair[first_b], 3),
@@ -117,6 +120,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="architecture setting, JSON value (as in geosam train)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -124,9 +129,10 @@ def main() -> None:
 
     device = resolve_device(args.device)
     precisions = args.precisions or supported_precisions(device)
+    options = {key: json.loads(value) for key, _, value in (o.partition("=") for o in args.model_option)}
     rows = []
     for name in args.models or list_models():
-        rows += bench_model(name, precisions, args.batches, args.repeats, device)
+        rows += bench_model(name, precisions, args.batches, args.repeats, device, options)
         for row in rows[-len(precisions):]:
             print(json.dumps(row) if args.json else "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     print(f"# {torch.get_num_threads()} threads, torch {torch.__version__}", file=sys.stderr)

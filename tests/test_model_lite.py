@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 import geosam
 from geosam.errors import CheckpointError
 from geosam.model import RemoteSAM, create, save_checkpoint
+from geosam.model.build import packaged_weights
 from geosam.model.lite.backbone import _pretrained_path
 from geosam.model.text import minilm_path, tokenize
 from tests.lite_fixtures import sample_rgb
@@ -145,3 +146,32 @@ def test_scene_context_starts_as_identity_and_sees_the_words(net: torch.nn.Modul
         b = context(x, other.features, other.mask)
         torch.nn.init.zeros_(context.out.weight)
     assert not torch.allclose(a, b)  # the prompt changes the global reasoning
+
+
+def test_fine_head_grows_on_a_checkpoint_without_it(tmp_path: Path) -> None:
+    from geosam.model.checkpoint import load_weights
+    from geosam.train import build_network
+
+    packaged = packaged_weights("remotesam-lite.safetensors")
+    base = build_network("remotesam-lite", init=str(packaged))
+    grown = build_network("remotesam-lite", init=str(packaged), options={"fine_head": True})
+    assert base.fine_head is None and grown.fine_head is not None
+    assert grown.config["fine_head"] is True
+    # Until training moves it, the head keeps the packaged predictions (up to resampling).
+    image = sample_rgb()
+    before = RemoteSAM(base.eval(), device="cpu").predict(image, "ships")
+    after = RemoteSAM(grown.eval(), device="cpu").predict(image, "ships")
+    assert before.max() > 0.5
+    assert np.mean((before > 0.5) != (after > 0.5)) < 1e-3
+    # A checkpoint lacking the head is refused outside `build_network(..., options=...)`.
+    state = {k: v for k, v in base.state_dict().items() if not k.startswith("text_encoder.")}
+    with pytest.raises(CheckpointError, match=r"missing: fine_head\."):
+        load_weights(grown, state, source="packaged")
+    # Once trained, the head changes the output, and its checkpoint reloads with the head.
+    with torch.no_grad():
+        torch.nn.init.normal_(grown.fine_head.correction.weight, std=0.5)
+    moved = RemoteSAM(grown, device="cpu").predict(image, "ships")
+    assert np.abs(moved - after).max() > 0.05
+    path = save_checkpoint(grown, tmp_path / "fine.safetensors")
+    loaded = geosam.load_model(path, device="cpu")
+    np.testing.assert_allclose(loaded.predict(image, "ships"), moved, atol=1e-5)

@@ -113,3 +113,12 @@ def test_cli_prepare_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main([*args, "--resume"]) == 0
     assert (tmp_path / "run" / "last.safetensors").is_file()
     assert "done:" in capsys.readouterr().out
+    # An architecture option over the --init checkpoint: the stride-2 head grows on it.
+    grown = ["--init", str(tmp_path / "run" / "last.safetensors"), "--out", str(tmp_path / "fine")]
+    assert main([*args, *grown, "--model-option", "fine_head=true"]) == 0
+    config, state = read_checkpoint(tmp_path / "fine" / "last.safetensors")
+    assert config["config"]["fine_head"] is True and any(k.startswith("fine_head.") for k in state)
+    for bad, message in (("fine_head", "KEY=VALUE"), ("fine_head=yes", "not a JSON value")):
+        with pytest.raises(SystemExit):
+            main([*args, "--model-option", bad])
+        assert message in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 _EPILOG = """\
 examples:
@@ -24,6 +25,16 @@ def _mult(text: str) -> tuple[str, float]:
     return prefix, float(value)
 
 
+def _option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. fine_head=true, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(f"{key}: {value!r} is not a JSON value (true, 3, \"text\")") from None
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "train",
@@ -40,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--out", required=True, help="run folder for logs and checkpoints")
     p.add_argument("--model", default="remotesam-lite", help="registered architecture (remotesam-lite)")
     p.add_argument("--input-size", type=int, help="network input size (default: the model's)")
+    p.add_argument("--model-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="architecture setting over the --init checkpoint's (JSON value, repeatable); "
+                        "e.g. fine_head=true adds remotesam-lite's stride-2 head to a checkpoint without it")
     p.add_argument("--init", help="initial weights: geosam .safetensors or official .pth (RemoteSAMv1.pth)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt if it exists")
     p.add_argument("--epochs", type=int, default=10)
@@ -90,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         data=args.data, out=args.out, model=args.model, input_size=args.input_size, init=args.init,
+        model_options=dict(args.model_option),
         resume=args.resume, epochs=args.epochs, batch_size=args.batch_size, accumulate=args.accumulate,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, poly_power=args.poly_power,
         lr_mult=dict(args.lr_mult), freeze=tuple(args.freeze), clip_grad=args.clip_grad,

@@ -49,6 +49,9 @@ class PromptSegmenter(nn.Module):
     #: State-dict prefixes whose weights come from an installed package and stay frozen: geosam
     #: checkpoints do not store them, and loading takes them from the package instead.
     external_weights: tuple[str, ...] = ()
+    #: State-dict prefixes of parts that start out leaving the output unchanged (a head added for
+    #: fine-tuning): ``geosam train --init`` accepts checkpoints that lack them.
+    grown_weights: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         super().__init__()

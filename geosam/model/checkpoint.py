@@ -94,12 +94,21 @@ def read_official_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Te
 
 
 def load_weights(
-    net: PromptSegmenter, state: Mapping[str, torch.Tensor], *, source: str = ""
+    net: PromptSegmenter,
+    state: Mapping[str, torch.Tensor],
+    *,
+    source: str = "",
+    allow_grown: bool = False,
 ) -> None:
-    """Load ``state`` into ``net`` after a strict check of names and shapes, with a readable error."""
+    """Load ``state`` into ``net`` after a strict check of names and shapes, with a readable error.
+
+    ``allow_grown``: ``state`` may lack the network's ``grown_weights`` (a head added for
+    fine-tuning, which starts out leaving the output unchanged).
+    """
     own = net.state_dict()
     # Frozen parts that come from an installed package are already in place.
-    missing = [k for k in own if k not in state and not k.startswith(net.external_weights)]
+    absent_ok = net.external_weights + (net.grown_weights if allow_grown else ())
+    missing = [k for k in own if k not in state and not k.startswith(absent_ok)]
     unexpected = [k for k in state if k not in own]
     wrong = [
         f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
@@ -126,7 +135,7 @@ def load_weights(
                 )
                 parts.append(f"{len(items)} {label}: {shown}")
         raise CheckpointError("\n  ".join(parts))
-    net.load_state_dict(state, strict=not net.external_weights)
+    net.load_state_dict(state, strict=not absent_ok)
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:

@@ -60,6 +60,7 @@ class TrainConfig:
     out: str
     model: str = "remotesam-lite"
     input_size: int | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
     init: str | None = None
     resume: bool = False
     epochs: int = 10
@@ -112,20 +113,31 @@ class TrainResult:
 
 
 # -- building blocks ----------------------------------------------------------------------------
-def build_network(name: str, *, input_size: int | None = None, init: str | None = None) -> PromptSegmenter:
-    """``create(name)`` (with ``input_size`` if given), initialised from ``init``: a geosam
-    ``.safetensors`` checkpoint, or an official ``.pth`` (e.g. ``RemoteSAMv1.pth`` for remotesam-v1)."""
-    overrides = {"input_size": input_size} if input_size is not None else {}
+def build_network(
+    name: str,
+    *,
+    input_size: int | None = None,
+    init: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> PromptSegmenter:
+    """``create(name)`` (with ``input_size`` and architecture ``options`` if given), initialised
+    from ``init``: a geosam ``.safetensors`` checkpoint, or an official ``.pth`` (e.g.
+    ``RemoteSAMv1.pth`` for remotesam-v1). Options override the checkpoint's configuration; a part
+    they add that starts out neutral (``grown_weights``, e.g. ``fine_head=True``) may be absent from
+    ``init``."""
+    overrides = dict(options or {})
+    if input_size is not None:
+        overrides["input_size"] = input_size
     if init is not None and str(init).endswith(".safetensors"):
         config, state = read_checkpoint(init)
         if config.get("arch") != name:
             raise CheckpointError(f"{init} holds a {config.get('arch')!r} checkpoint, not {name!r}")
         net = create(name, **{**config.get("config", {}), **overrides})
-        load_weights(net, state, source=str(init))
+        load_weights(net, state, source=str(init), allow_grown=True)
         return net
     net = create(name, **overrides)
     if init is not None:
-        load_weights(net, read_official_checkpoint(init), source=str(init))
+        load_weights(net, read_official_checkpoint(init), source=str(init), allow_grown=True)
     return net
 
 
@@ -298,7 +310,7 @@ def train(config: TrainConfig) -> TrainResult:
         raise InputError(f"seam_weight must be >= 0, got {cfg.seam_weight}")
     out.mkdir(parents=True, exist_ok=True)
 
-    net = build_network(cfg.model, input_size=cfg.input_size, init=cfg.init)
+    net = build_network(cfg.model, input_size=cfg.input_size, init=cfg.init, options=cfg.model_options)
     for name, p in net.named_parameters():
         if cfg.freeze and name.startswith(tuple(cfg.freeze)):
             p.requires_grad_(False)

@@ -18,9 +18,11 @@ def remotesam_lite(
     freeze_text: bool = True,
     coords: bool = True,
     context_layers: int = 1,
+    fine_head: bool = False,
     pretrained: bool = True,
 ) -> RemoteSAMLite:
-    """EfficientNet-Lite0 + MiniLM with language fused in every stage; the default CPU model."""
+    """EfficientNet-Lite0 + MiniLM with language fused in every stage; the default CPU model.
+    ``fine_head``: logits corrected at stride 2 (:class:`geosam.model.lite.decoder.FineHead`)."""
     return RemoteSAMLite(
         input_size,
         backbone,
@@ -28,5 +30,6 @@ def remotesam_lite(
         freeze_text,
         coords,
         context_layers,
+        fine_head,
         pretrained=pretrained,
     )

@@ -13,6 +13,8 @@ from torch import nn
 # Index of the last MBConv block of each stage (strides 4, 8, 16, 32) in EfficientNet-Lite0.
 _STAGE_ENDS = (2, 4, 10, 15)
 STAGE_CHANNELS = (24, 40, 112, 320)
+#: Channels of the stem's stride-2 map.
+STEM_CHANNELS = 32
 
 
 def _pretrained_path(variant: str) -> str:

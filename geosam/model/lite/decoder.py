@@ -2,6 +2,8 @@
 
 Starting from the stride-32 language-aware map, each step upsamples by two, concatenates the skip
 map of the next stage and refines with conv-BN-ReLU; a 1x1 conv gives 2-class logits at stride 4.
+An optional :class:`FineHead` corrects them at stride 2 from the stem's map, for objects only a few
+stride-4 cells wide (parked aircraft, cars) and the gaps between them.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class SeparableBlock(nn.Sequential):
 
 
 class TopDownDecoder(nn.Module):
-    """Decode stage maps (strides 4, 8, 16, 32) into logits at stride 4."""
+    """Decode stage maps (strides 4, 8, 16, 32) into a stride-4 map and 2-class logits."""
 
     def __init__(self, in_channels: Sequence[int], channels: Sequence[int] = (64, 96, 128)):
         super().__init__()
@@ -47,12 +49,36 @@ class TopDownDecoder(nn.Module):
         self.classifier = nn.Conv2d(d4, 2, 1)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The refined stride-4 map; ``classifier`` turns it into logits."""
         f4, f8, f16, f32 = feats
         y = f32
         for step, skip in ((self.step16, f16), (self.step8, f8), (self.step4, f4)):
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=True)
             y = step(torch.cat([y, skip], dim=1))
-        return self.classifier(y)
+        return y
+
+
+class FineHead(nn.Module):
+    """Stride-2 correction of the decoder's stride-4 logits.
+
+    The stride-4 logits are upsampled to the stem's stride-2 map and a correction computed from the
+    decoder's stride-4 features and that map is added. The correction's last convolution starts at
+    zero, so a network that grows this head keeps its predictions (up to resampling) until training
+    moves it: checkpoints without the head load into a network with it (see ``grown_weights``).
+    """
+
+    def __init__(self, decoder_channels: int, stem_channels: int, channels: int = 32):
+        super().__init__()
+        self.refine = SeparableBlock(decoder_channels + stem_channels, channels)
+        self.correction = nn.Conv2d(channels, 2, 1)
+        for param in self.correction.parameters():
+            nn.init.zeros_(param)
+
+    def forward(self, logits: torch.Tensor, features: torch.Tensor, stem: torch.Tensor) -> torch.Tensor:
+        size = stem.shape[-2:]
+        up = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        y = F.interpolate(features, size=size, mode="bilinear", align_corners=True)
+        return up + self.correction(self.refine(torch.cat([y, stem], dim=1)))
 
 
 class PresenceGate(nn.Module):

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from geosam.model.base import PromptSegmenter, TextFeatures
-from geosam.model.lite.backbone import STAGE_CHANNELS, EfficientNetStages
-from geosam.model.lite.decoder import PresenceGate, TopDownDecoder
+from geosam.model.lite.backbone import STAGE_CHANNELS, STEM_CHANNELS, EfficientNetStages
+from geosam.model.lite.decoder import FineHead, PresenceGate, TopDownDecoder
 from geosam.model.lite.fusion import PixelWordFusion, SceneContext
 from geosam.model.lite.text_encoder import MiniLMEncoder
 
@@ -39,6 +39,7 @@ class RemoteSAMLite(PromptSegmenter):
         freeze_text: bool = True,
         coords: bool = True,
         context_layers: int = 1,
+        fine_head: bool = False,
         *,
         pretrained: bool = True,
     ):
@@ -51,6 +52,7 @@ class RemoteSAMLite(PromptSegmenter):
             "freeze_text": freeze_text,
             "coords": coords,
             "context_layers": context_layers,
+            "fine_head": fine_head,
         }
         self.text_encoder = MiniLMEncoder(pretrained=pretrained, frozen=freeze_text)
         if freeze_text:
@@ -68,12 +70,15 @@ class RemoteSAMLite(PromptSegmenter):
         )
         self.decoder = TopDownDecoder(STAGE_CHANNELS, decoder_channels)
         self.presence = PresenceGate(STAGE_CHANNELS[-1])
+        self.fine_head = FineHead(decoder_channels[0], STEM_CHANNELS) if fine_head else None
+        if fine_head:
+            self.grown_weights = ("fine_head.",)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextFeatures:
         return self.text_encoder(input_ids, attention_mask)
 
     def segment(self, pixels: torch.Tensor, text: TextFeatures) -> torch.Tensor:
-        x = self.backbone.run_stem(pixels)
+        stem = x = self.backbone.run_stem(pixels)
         language_maps = []
         for stage, fusion in enumerate(self.fusion):
             x = self.backbone.run_stage(stage, x)
@@ -81,5 +86,9 @@ class RemoteSAMLite(PromptSegmenter):
             language_maps.append(x_res)
         if self.context is not None:
             language_maps[-1] = self.context(language_maps[-1], text.features, text.mask)
-        logits = self.presence(language_maps[-1], self.decoder(language_maps))
+        features = self.decoder(language_maps)
+        logits = self.decoder.classifier(features)
+        if self.fine_head is not None:
+            logits = self.fine_head(logits, features, stem)
+        logits = self.presence(language_maps[-1], logits)
         return F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
