@@ -122,3 +122,5 @@ def test_cli_prepare_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str
         with pytest.raises(SystemExit):
             main([*args, "--model-option", bad])
         assert message in capsys.readouterr().err
+    assert main([*args, *grown, "--model-option", "fine_haed=true"]) == 1
+    assert "remotesam-lite has no setting 'fine_haed'" in capsys.readouterr().err

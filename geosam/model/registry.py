@@ -11,11 +11,12 @@ and users build networks by name with :func:`create`.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from geosam.errors import ModelNotFoundError
+from geosam.errors import InputError, ModelNotFoundError
 from geosam.model.base import PromptSegmenter
 
 Builder = Callable[..., PromptSegmenter]
@@ -94,6 +95,12 @@ def create(name: str, **overrides: Any) -> PromptSegmenter:
     256
     """
     spec = get_spec(name)
+    known = inspect.signature(spec.builder).parameters
+    unknown = sorted(set(overrides) - set(known))
+    if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in known.values()):
+        raise InputError(
+            f"{name} has no setting {', '.join(map(repr, unknown))}; its settings: {', '.join(known)}"
+        )
     net = spec.builder(**overrides)
     net.arch = name
     return net
