@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from geosam.cli.train import model_option
 from geosam.model import RemoteSAM, create, list_models
 from geosam.model.text import tokenize
 
@@ -120,7 +121,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--model-option", type=model_option, action="append", default=[], metavar="KEY=VALUE",
                         help="architecture setting, JSON value (as in geosam train)")
     args = parser.parse_args()
     if args.threads:
@@ -129,7 +130,7 @@ def main() -> None:
 
     device = resolve_device(args.device)
     precisions = args.precisions or supported_precisions(device)
-    options = {key: json.loads(value) for key, _, value in (o.partition("=") for o in args.model_option)}
+    options = dict(args.model_option)
     rows = []
     for name in args.models or list_models():
         rows += bench_model(name, precisions, args.batches, args.repeats, device, options)

@@ -25,7 +25,8 @@ def _mult(text: str) -> tuple[str, float]:
     return prefix, float(value)
 
 
-def _option(text: str) -> tuple[str, object]:
+def model_option(text: str) -> tuple[str, object]:
+    """argparse type of ``--model-option KEY=VALUE``: the key and its JSON value."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. fine_head=true, got {text!r}")
@@ -51,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--out", required=True, help="run folder for logs and checkpoints")
     p.add_argument("--model", default="remotesam-lite", help="registered architecture (remotesam-lite)")
     p.add_argument("--input-size", type=int, help="network input size (default: the model's)")
-    p.add_argument("--model-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--model-option", type=model_option, action="append", default=[], metavar="KEY=VALUE",
                    help="architecture setting over the --init checkpoint's (JSON value, repeatable); "
                         "e.g. fine_head=true adds remotesam-lite's stride-2 head to a checkpoint without it")
     p.add_argument("--init", help="initial weights: geosam .safetensors or official .pth (RemoteSAMv1.pth)")

@@ -244,14 +244,16 @@ class RemoteSAM(TaskMixin):
         if not any(members):
             yield from self._network_pairs(pixels, prompts, batch_size)
             return
-        queries = list(dict.fromkeys(q for p, m in zip(prompts, members, strict=True) for q in m or (p,)))
+        # each distinct query (member or plain prompt) once, by its position among the queries
+        queries = {q: i for i, q in enumerate(dict.fromkeys(
+            q for p, m in zip(prompts, members, strict=True) for q in m or (p,)))}
         found: dict[tuple[int, int], torch.Tensor] = {}
-        for img_idx, query_idx, probs in self._network_pairs(pixels, queries, batch_size):
+        for img_idx, query_idx, probs in self._network_pairs(pixels, list(queries), batch_size):
             for w, q, prob in zip(img_idx.tolist(), query_idx.tolist(), probs, strict=True):
                 found[w, q] = prob
         images = torch.arange(pixels.shape[0])
         for p, (prompt, group) in enumerate(zip(prompts, members, strict=True)):
-            rows = [queries.index(q) for q in group or (prompt,)]
+            rows = [queries[q] for q in group or (prompt,)]
             union = [torch.stack([found[w, q] for q in rows]).amax(dim=0) for w in images.tolist()]
             yield images, torch.full_like(images, p), torch.stack(union)
 
