@@ -1,9 +1,16 @@
 """Where detection (AP50) is lost: each labelled box is found (a predicted box with IoU >= 0.5),
 merged (inside a predicted box that also spans other labelled boxes), loose (covered by a predicted
-box that fits badly) or missed; printed as shares, with the median side of found and missed objects.
+box that fits badly) or missed; printed as shares, with the median side of found and missed objects,
+AP50 and counting accuracy.
+
+``--labels`` boxes the rasterized labels instead of the model's masks: the AP50 that mask-to-box
+reaches with a perfect mask (touching labelled objects merge there too); ``--labels separated``
+leaves the background seam between touching objects that training masks have
+(geosam.data.rasterize.rasterize_separated). ``--split-cores P`` is geosam.tasks.boxes' split.
 
     python benchmarks/ap_breakdown.py --data ../shared/data/hrplanes/valid --format coco --prompt airplanes --limit 120
     python benchmarks/ap_breakdown.py --data ../shared/data/ships_ge/valid --format yolo --prompt ships
+    python benchmarks/ap_breakdown.py --data ../shared/data/ships_ge/valid --format yolo --labels separated
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ import numpy as np
 
 import geosam
 from geosam.data.images import read_rgb
+from geosam.data.rasterize import rasterize
 from geosam.evaluation import image_probabilities, load_dataset
+from geosam.metrics import counting_accuracy, detection_ap
 from geosam.tasks.boxes import box_intersection, box_iou, mask_to_boxes
 
 
@@ -41,21 +50,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
     parser.add_argument("--format", required=True, choices=["coco", "yolo", "dota", "mask"])
-    parser.add_argument("--prompt", required=True)
+    parser.add_argument("--prompt", help="the model's prompt (not with --labels)")
+    parser.add_argument("--labels", nargs="?", const="union", choices=["union", "separated"],
+                        help="box the rasterized labels instead of the model's masks")
     parser.add_argument("--model", default="remotesam-lite")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--tile", type=int, default=1024, help="as geosam evaluate --tile")
+    parser.add_argument("--split-cores", type=float, help="as geosam evaluate --split-cores")
     args = parser.parse_args()
-    model = geosam.load_model(args.model, device="cpu")
+    if (args.prompt is None) == (args.labels is None):
+        parser.error("give either --prompt (score the model) or --labels (score the labels)")
+    model = None if args.labels else geosam.load_model(args.model, device="cpu")
     table = load_dataset(args.data, args.format)
     images = table.images if args.limit is None else table.images.head(args.limit)
     kinds: list[str] = []
     found_sides: list[float] = []
     missed_sides: list[float] = []
-    for image in images["image"]:
-        truth = np.array([g.bounds for g in table.instances_of(image).geometry]).reshape(-1, 4)
-        prob = image_probabilities(model, read_rgb(image), [args.prompt], tile=args.tile)[0]
-        labels = classify(truth, mask_to_boxes(prob, 0.5)[:, :4])
+    predicted: list[dict[str, np.ndarray]] = []
+    true: list[dict[str, np.ndarray]] = []
+    for image, height, width in images[["image", "height", "width"]].itertuples(index=False):
+        geoms = list(table.instances_of(image).geometry)
+        truth = np.array([g.bounds for g in geoms]).reshape(-1, 4)
+        if model is None:
+            prob = rasterize(geoms, (height, width), separate=args.labels == "separated").astype(np.float32)
+        else:
+            prob = image_probabilities(model, read_rgb(image), [args.prompt], tile=args.tile)[0]
+        boxes = mask_to_boxes(prob, 0.5, split=args.split_cores)
+        predicted.append({"object": boxes})
+        true.append({"object": truth})
+        labels = classify(truth, boxes[:, :4])
         kinds += labels
         sides = np.sqrt((truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1]))
         found_sides += [s for s, k in zip(sides, labels, strict=True) if k == "found"]
@@ -65,6 +88,8 @@ def main() -> None:
         "objects": n, **{k: round(kinds.count(k) / max(n, 1), 3) for k in ("found", "merged", "loose", "missed")},
         "median_side_found_px": round(float(np.median(found_sides)), 1) if found_sides else None,
         "median_side_missed_px": round(float(np.median(missed_sides)), 1) if missed_sides else None,
+        "AP50": round(detection_ap(predicted, true)["AP50"], 3),
+        "count_acc": round(counting_accuracy([len(p["object"]) for p in predicted], [len(t["object"]) for t in true]), 3),
     }))
 
 

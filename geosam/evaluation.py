@@ -6,8 +6,8 @@ or the text given for it) and the probability map is scored against the rasteriz
 * referring segmentation: oIoU, mIoU and P@0.5 of the mask ``prob > threshold`` against the
   labels rasterized by :func:`geosam.data.rasterize` (boxes as filled boxes, polygons and masks as
   themselves);
-* detection: AP50 (COCO, pycocotools) of the boxes derived from the mask (mask-to-box, NMS) against
-  the axis-aligned bounds of the labelled objects;
+* detection: AP50 (COCO, pycocotools) of the boxes derived from the mask (mask-to-box, NMS:
+  :func:`geosam.tasks.boxes.mask_to_boxes`) against the axis-aligned bounds of the labelled objects;
 * counting: the share of images whose number of derived boxes equals the number of labelled objects.
 
 Land-cover ("stuff") classes have no objects to count or box: their AP50 and count accuracy are None.
@@ -38,7 +38,7 @@ from geosam.errors import InputError
 from geosam.metrics import counting_accuracy, detection_ap, res_scores_from_counts
 from geosam.tasks._probs import prompt_probabilities
 from geosam.tasks._protocol import ProbabilityModel
-from geosam.tasks.boxes import mask_to_boxes
+from geosam.tasks.boxes import check_split, mask_to_boxes
 from geosam.tiling import blend_profile
 
 if TYPE_CHECKING:
@@ -284,6 +284,7 @@ def evaluate(
     categories: Sequence[str] | None = None,
     limit: int | None = None,
     threshold: float = 0.5,
+    split: float | None = None,
     tile: int | None = DEFAULT_TILE,
     progress: bool = True,
     read_image: Callable[[str], np.ndarray] | None = None,
@@ -292,13 +293,15 @@ def evaluate(
 
     ``prompts`` maps a category to its prompt text (default :func:`default_prompt`);
     ``categories`` restricts the categories (default: every category with a labelled object);
-    ``limit`` takes the first images only. A category is scored on the images labelled for it; a
-    group class ("sports-field") on the images labelled for all its members, against their union.
+    ``limit`` takes the first images only; ``split`` goes to :func:`geosam.tasks.boxes.mask_to_boxes`
+    (None: the paper's connected components). A category is scored on the images labelled for
+    it; a group class ("sports-field") on the images labelled for all its members, against their union.
     """
     from geosam.data.images import read_rgb
     from geosam.data.rasterize import rasterize
 
     read = read_image or read_rgb
+    check_split(split, threshold)
     images = table.images if limit is None else table.images.head(limit)
     if len(images) == 0:
         raise InputError("the data set holds no images")
@@ -350,7 +353,7 @@ def evaluate(
             t.union.append(int(np.count_nonzero(pred | truth)))
             t.objects += len(geoms)
             if not _is_stuff(c):
-                boxes = mask_to_boxes(probs[i], threshold)
+                boxes = mask_to_boxes(probs[i], threshold, split=split)
                 bounds = np.array([g.bounds for g in geoms], dtype=np.float64).reshape(-1, 4)
                 t.pred_boxes.append({c: boxes})
                 t.true_boxes.append({c: bounds})

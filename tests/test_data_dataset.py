@@ -118,6 +118,37 @@ def test_horizontal_flip_updates_position_words(triplets: Path) -> None:
     assert checked >= 2
 
 
+def test_zoom_out_shrinks_the_chip_onto_a_canvas_and_its_mask_follows(triplets: Path) -> None:
+    zoom = Augment(full_view=0.0, zoom_out=1.0, max_zoom_out=2.0, hflip=0, vflip=0, rot90=False, brightness=0,
+                   contrast=0, saturation=0, grayscale=0)
+    S = 192
+    ds = TripletDataset(triplets, "train", input_size=S, augment=zoom, kinds=["class"])
+    checked = 0
+    for i in range(len(ds)):
+        base = ds.view(i)
+        if not base.mask.any():
+            continue
+        zoomed = ds.view(i, np.random.default_rng(i))
+        # the referred pixels shrink with the picture, and the canvas around the chip is one colour
+        assert 0 < zoomed.mask.sum() < base.mask.sum()
+        rows = np.flatnonzero((zoomed.image != zoomed.image[0, 0]).any(axis=(1, 2)))
+        cols = np.flatnonzero((zoomed.image != zoomed.image[0, 0]).any(axis=(0, 2)))
+        ys, xs = np.nonzero(zoomed.mask)
+        assert rows[0] <= ys.min() and ys.max() <= rows[-1] and cols[0] <= xs.min() and xs.max() <= cols[-1]
+        # undo the zoom: mapped back through the chip's place on the canvas, the referred pixels
+        # cover the same area around the same centre
+        h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+        assert min(h, w) >= S / 2 - 2 and max(h, w) < S
+        assert zoomed.mask.sum() * (S / h) * (S / w) == pytest.approx(base.mask.sum(), rel=0.3)
+        by, bx = np.argwhere(base.mask).mean(axis=0)
+        assert (ys.mean() - rows[0]) * S / h == pytest.approx(by, abs=3)
+        assert (xs.mean() - cols[0]) * S / w == pytest.approx(bx, abs=3)
+        checked += 1
+        if checked == 4:
+            break
+    assert checked == 4
+
+
 def test_source_balance_weights(triplets: Path) -> None:
     ds = TripletDataset(triplets, "train", input_size=64)
     w = ds.sample_weights(0.0)

@@ -285,6 +285,7 @@ def test_cli_console_script_prints_json_last(tmp_path: Path) -> None:
         (["--prompt", "planes"], "KEY=VALUE"),
         (["--prompt", "helicopter=choppers"], "not in the data"),
         (["--limit", "0"], "--limit"),
+        (["--split-cores", "0.3"], "split must lie in [threshold, 1)"),
     ],
 )
 def test_cli_errors(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

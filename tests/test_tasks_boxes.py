@@ -40,6 +40,35 @@ def test_threshold_is_strict_and_empty_map_gives_no_box() -> None:
     assert len(mask_to_boxes(prob, threshold=0.49)) == 1
 
 
+def test_split_divides_touching_objects_at_their_cores_only() -> None:
+    # two parked aircraft painted as one blob, with a shallow dip of confidence between them
+    prob = np.zeros((12, 24), dtype=np.float32)
+    prob[3:9, 2:22] = 0.7
+    prob[4:8, 3:10] = 0.97
+    prob[4:8, 14:21] = 0.95
+    assert len(mask_to_boxes(prob)) == 1  # the paper's M2B: one box
+    boxes = mask_to_boxes(prob, split=0.9)
+    assert len(boxes) == 2
+    left, right = sorted(boxes.tolist())
+    assert left[0] == 2 and right[2] == 22 and left[2] == right[0]  # the blob, cut once, nothing lost
+    comps = components(prob, split=0.9)
+    assert comps.areas.sum() == np.count_nonzero(prob > 0.5)
+    # one core, or a core per separate component: nothing changes
+    single = prob.copy()
+    single[4:8, 14:21] = 0.7
+    assert len(mask_to_boxes(single, split=0.9)) == 1
+    apart = np.zeros((12, 24), dtype=np.float32)
+    apart[2:5, 2:5] = apart[2:5, 18:22] = 0.95
+    np.testing.assert_array_equal(mask_to_boxes(apart, split=0.9), mask_to_boxes(apart))
+    # a flood never jumps from one row's end to the next row's start
+    wrap = np.zeros((6, 8), dtype=np.float32)
+    wrap[1, 5:8] = wrap[2, 0:3] = 0.95
+    wrap[1, 4] = 0.6
+    assert len(components(wrap, split=0.9)) == 2
+    with pytest.raises(InputError, match="split must lie in"):
+        mask_to_boxes(prob, split=0.3)
+
+
 def test_low_confidence_components_are_dropped() -> None:
     prob = np.zeros((6, 6), dtype=np.float32)
     prob[0:2, 0:2] = 0.005  # mean under the 0.01 floor

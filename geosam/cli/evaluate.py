@@ -99,6 +99,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(default 1024; 0 = always whole)",
     )
     p.add_argument("--threshold", type=float, default=0.5, help="mask threshold (default 0.5)")
+    p.add_argument(
+        "--split-cores",
+        type=float,
+        metavar="P",
+        help="before boxing, split objects that touch at their cores above probability P (0.9 helps "
+        "rows of parked aircraft; default: the paper's connected components; geosam.tasks.boxes)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
     p.add_argument(
         "--tta", action="store_true", help="average with mirrored views (3x the compute; see RemoteSAM)"
@@ -169,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         negatives=args.negative,
         limit=args.limit,
         threshold=args.threshold,
+        split=args.split_cores,
         tile=args.tile or None,
         progress=True,
     )

@@ -43,10 +43,15 @@ IGNORE_INDEX = 255
 class Augment:
     """Augmentation settings. ``full_view``: probability of using the whole chip (stretched to the
     input size, as the predictor does) instead of a random square crop of ``crop_scale`` of the
-    chip's short side."""
+    chip's short side. ``zoom_out``: probability of showing the whole chip shrunk by a factor drawn
+    from ``(1, max_zoom_out)`` at a random place on a canvas of its mean colour, so that objects
+    appear smaller than any chip shows them (parked aircraft at 15 px); off while ``max_zoom_out``
+    is 1."""
 
     full_view: float = 0.35
     crop_scale: tuple[float, float] = (0.45, 1.0)
+    zoom_out: float = 0.3
+    max_zoom_out: float = 1.0
     hflip: float = 0.5
     vflip: float = 0.5
     rot90: bool = True
@@ -178,14 +183,23 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         width, height = image.size
         size = self.input_size
         aug = self.augment if rng is not None else None
-        if aug is None or rng is None or rng.random() < aug.full_view:
-            window = (0.0, 0.0, float(width), float(height))
+        draw = rng.random() if aug is not None and rng is not None else 0.0
+        if aug is None or rng is None or draw < aug.full_view:
+            window = box = (0.0, 0.0, float(width), float(height))
+        elif aug.max_zoom_out > 1.0 and draw < aug.full_view + aug.zoom_out:
+            # whole pixels, so that the canvas and the transformed geometries line up exactly
+            z = rng.uniform(1.0, aug.max_zoom_out)
+            cw, ch = round(z * width), round(z * height)
+            x0, y0 = -float(rng.integers(0, cw - width + 1)), -float(rng.integers(0, ch - height + 1))
+            window = (x0, y0, x0 + cw, y0 + ch)
+            image = _on_canvas(image, (cw, ch), (-int(x0), -int(y0)))
+            box = (0.0, 0.0, float(cw), float(ch))  # the window, in canvas pixels
         else:
             side = min(width, height) * rng.uniform(*aug.crop_scale)
             x0 = rng.uniform(0, width - side)
             y0 = rng.uniform(0, height - side)
-            window = (x0, y0, x0 + side, y0 + side)
-        pixels = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR, box=window))
+            window = box = (x0, y0, x0 + side, y0 + side)
+        pixels = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR, box=box))
         sx, sy = size / (window[2] - window[0]), size / (window[3] - window[1])
         matrix = np.array([[sx, 0.0, -window[0] * sx], [0.0, sy, -window[1] * sy], [0, 0, 1]])
         if aug is not None and rng is not None:
@@ -266,6 +280,14 @@ def look_alike_classes(name: str) -> list[str]:
     out = set(VOCABULARY[name].look_alikes)
     out |= {g for g in VOCABULARY if set(members(g)) & out and len(members(g)) > 1}
     return sorted(c for c in out if name not in members(c) and c != name)
+
+
+def _on_canvas(image: Image.Image, size: tuple[int, int], offset: tuple[int, int]) -> Image.Image:
+    """``image`` pasted at ``offset`` onto a canvas of ``size`` filled with its mean colour."""
+    fill = tuple(int(v) for v in np.asarray(image).reshape(-1, 3).mean(axis=0).round())
+    canvas = Image.new("RGB", size, fill)
+    canvas.paste(image, offset)
+    return canvas
 
 
 def _jitter(pixels: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:

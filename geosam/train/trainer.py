@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from geosam.data.dataset import TripletDataset
+from geosam.data.dataset import Augment, TripletDataset
 from geosam.errors import CheckpointError, InputError
 from geosam.model.base import PromptSegmenter
 from geosam.model.checkpoint import (
@@ -80,6 +80,7 @@ class TrainConfig:
     seed: int = 0
     balance: float | None = 0.5
     augment: bool = True
+    max_zoom_out: float = 1.0
     train_splits: tuple[str, ...] = ("train",)
     train_limit: int | None = None
     sources: tuple[str, ...] | None = None
@@ -308,6 +309,8 @@ def train(config: TrainConfig) -> TrainResult:
     torch.manual_seed(cfg.seed)
     if cfg.seam_weight < 0:
         raise InputError(f"seam_weight must be >= 0, got {cfg.seam_weight}")
+    if cfg.max_zoom_out < 1:
+        raise InputError(f"max_zoom_out must be >= 1 (1 = no zoom-out), got {cfg.max_zoom_out}")
     out.mkdir(parents=True, exist_ok=True)
 
     net = build_network(cfg.model, input_size=cfg.input_size, init=cfg.init, options=cfg.model_options)
@@ -324,7 +327,8 @@ def train(config: TrainConfig) -> TrainResult:
         if dead and dinfo.is_main:
             print(f"geosam train: {len(dead)} parameters get no gradient and stay frozen: {sorted(dead)[:4]} ...")
 
-    train_ds = TripletDataset.for_network(cfg.data, net, list(cfg.train_splits), augment=cfg.augment, seed=cfg.seed,
+    augment = Augment(max_zoom_out=cfg.max_zoom_out) if cfg.augment else False
+    train_ds = TripletDataset.for_network(cfg.data, net, list(cfg.train_splits), augment=augment, seed=cfg.seed,
                                          limit=cfg.train_limit, sources=cfg.sources,
                                          negative_regions=cfg.negative_regions)
     val_ds: TripletDataset | None = None
