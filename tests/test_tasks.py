@@ -212,6 +212,16 @@ def test_detection_caption_and_count_on_known_maps() -> None:
     assert boxes["harbor"].shape == (1, 5)
     assert boxes["plane"].shape == (0, 5)
     assert count(model, image, ["ship", "plane"]) == {"ship": 3, "plane": 0}
+    # two moored boats painted as one blob with a dip between their cores: one object, or two
+    # with split
+    moored = _blobs((100, 200), (40, 40, 80, 60), value=0.7) + _blobs(
+        (100, 200), (42, 44, 56, 56), (64, 44, 78, 56), value=0.25
+    )
+    rafted = FixedMaps({"ship in the image": moored})
+    assert count(rafted, image, ["ship"]) == {"ship": 1}
+    assert count(rafted, image, ["ship"], split=0.9) == {"ship": 2}
+    halves = sorted(detect(rafted, image, ["ship"], split=0.9)["ship"][:, :4].tolist())
+    assert halves == [[40, 40, 60, 60], [60, 40, 80, 60]]
     assert caption(model, image, ["ship", "harbor", "plane"]) == (
         "The image contains 3 ships, 1 harbor and no planes. "
         "There is 1 ship in the upper left, 1 in the upper right and 1 in the lower right. "

@@ -48,16 +48,17 @@ class TaskMixin:
         *,
         threshold: float = 0.5,
         template: str = _TEMPLATE,
+        split: float | None = None,
     ) -> dict[str, np.ndarray]:
         """``{class: N x 5 [x1, y1, x2, y2, score]}`` (oriented: ``N x 6 [cx, cy, w, h, angle,
-        score]``) (:func:`geosam.tasks.detect`).
+        score]``) (:func:`geosam.tasks.detect`; ``split=0.9`` separates touching objects).
 
         >>> model.detect(image, ["plane"])["plane"].shape  # doctest: +SKIP
         (7, 5)
         """
         from geosam.tasks.detection import detect
 
-        return detect(self, image, classes, oriented, threshold=threshold, template=template)
+        return detect(self, image, classes, oriented, threshold=threshold, template=template, split=split)
 
     def refer(
         self: ProbabilityModel, image: np.ndarray, expression: str, *, threshold: float = 0.5
@@ -117,6 +118,7 @@ class TaskMixin:
         *,
         threshold: float = 0.5,
         template: str = _TEMPLATE,
+        split: float | None = None,
     ) -> dict[str, int]:
         """``{class: number of objects}`` (:func:`geosam.tasks.count`).
 
@@ -125,7 +127,7 @@ class TaskMixin:
         """
         from geosam.tasks.counting import count
 
-        return count(self, image, classes, threshold=threshold, template=template)
+        return count(self, image, classes, threshold=threshold, template=template, split=split)
 
     def caption(
         self: ProbabilityModel,
