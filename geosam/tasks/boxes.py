@@ -101,11 +101,10 @@ def components(prob: np.ndarray, threshold: float = 0.5, *, split: float | None 
     2
     """
     prob = check_probability_map(prob)
-    foreground = prob > threshold
-    labels, n = ndimage.label(foreground, structure=EIGHT_CONNECTED)
+    labels, n = ndimage.label(prob > threshold, structure=EIGHT_CONNECTED)
     check_split(split, threshold)
     if split is not None and n:
-        labels, n = _split_at_cores(prob, foreground, labels, n, split)
+        labels, n = _split_at_cores(prob, labels, n, split)
     labels = labels.astype(np.int32, copy=False)
     if n == 0:
         empty = np.zeros(0, dtype=np.float64)
@@ -123,9 +122,7 @@ def check_split(split: float | None, threshold: float) -> None:
         raise InputError(f"split must lie in [threshold, 1), got {split} for threshold {threshold}")
 
 
-def _split_at_cores(
-    prob: np.ndarray, foreground: np.ndarray, labels: np.ndarray, n: int, split: float
-) -> tuple[np.ndarray, int]:
+def _split_at_cores(prob: np.ndarray, labels: np.ndarray, n: int, split: float) -> tuple[np.ndarray, int]:
     cores, n_cores = ndimage.label(prob > split, structure=EIGHT_CONNECTED)
     if n_cores < 2:
         return labels, n
@@ -143,7 +140,7 @@ def _split_at_cores(
         local = np.where(inside, cores[sl], 0)
         _, (rows, cols) = ndimage.distance_transform_edt(local == 0, return_indices=True)
         nearest = local[rows, cols]
-        labels[sl][inside] = np.where(nearest[inside] > 0, nearest[inside] + n, c)
+        labels[sl][inside] = nearest[inside] + n
     used, inverse = np.unique(labels, return_inverse=True)  # renumber 1..m
     relabelled = inverse.reshape(labels.shape).astype(np.int32) + int(used[0] != 0)
     return relabelled, int(np.count_nonzero(used))
