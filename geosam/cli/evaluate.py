@@ -144,6 +144,7 @@ def _category_prompts(items: list[str], present: set[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from geosam.evaluation import evaluate, load_dataset, unknown_categories
     from geosam.model.build import load_model
+    from geosam.tasks.boxes import check_split
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be a positive number of images, got {args.limit}")
@@ -167,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
             f"--prompt names categories that are not in the data: {', '.join(unknown)}; "
             f"categories: {', '.join(sorted(present)) or 'none'}"
         )
+    check_split(args.split_cores, args.threshold)  # before loading the model
     model = load_model(args.model, weights=args.weights, device=args.device, tta=args.tta)
     model.unite_groups = not args.network_only
     result = evaluate(
