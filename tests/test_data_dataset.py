@@ -147,6 +147,8 @@ def test_zoom_out_shrinks_the_chip_onto_a_canvas_and_its_mask_follows(triplets: 
         if checked == 4:
             break
     assert checked == 4
+    with pytest.raises(InputError, match="max_zoom_out must be >= 1"):
+        Augment(max_zoom_out=0.5)
 
 
 def test_source_balance_weights(triplets: Path) -> None:

@@ -60,6 +60,10 @@ class Augment:
     saturation: float = 0.25
     grayscale: float = 0.05
 
+    def __post_init__(self) -> None:
+        if self.max_zoom_out < 1:
+            raise InputError(f"max_zoom_out must be >= 1 (1 = no zoom-out), got {self.max_zoom_out}")
+
 
 @dataclass(frozen=True)
 class View:

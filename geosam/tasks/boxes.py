@@ -101,8 +101,8 @@ def components(prob: np.ndarray, threshold: float = 0.5, *, split: float | None 
     2
     """
     prob = check_probability_map(prob)
-    labels, n = ndimage.label(prob > threshold, structure=EIGHT_CONNECTED)
     check_split(split, threshold)
+    labels, n = ndimage.label(prob > threshold, structure=EIGHT_CONNECTED)
     if split is not None and n:
         labels, n = _split_at_cores(prob, labels, n, split)
     labels = labels.astype(np.int32, copy=False)

@@ -309,8 +309,7 @@ def train(config: TrainConfig) -> TrainResult:
     torch.manual_seed(cfg.seed)
     if cfg.seam_weight < 0:
         raise InputError(f"seam_weight must be >= 0, got {cfg.seam_weight}")
-    if cfg.max_zoom_out < 1:
-        raise InputError(f"max_zoom_out must be >= 1 (1 = no zoom-out), got {cfg.max_zoom_out}")
+    augmentation = Augment(max_zoom_out=cfg.max_zoom_out)  # checks it before any work
     out.mkdir(parents=True, exist_ok=True)
 
     net = build_network(cfg.model, input_size=cfg.input_size, init=cfg.init, options=cfg.model_options)
@@ -327,8 +326,8 @@ def train(config: TrainConfig) -> TrainResult:
         if dead and dinfo.is_main:
             print(f"geosam train: {len(dead)} parameters get no gradient and stay frozen: {sorted(dead)[:4]} ...")
 
-    augment = Augment(max_zoom_out=cfg.max_zoom_out) if cfg.augment else False
-    train_ds = TripletDataset.for_network(cfg.data, net, list(cfg.train_splits), augment=augment, seed=cfg.seed,
+    train_ds = TripletDataset.for_network(cfg.data, net, list(cfg.train_splits),
+                                         augment=augmentation if cfg.augment else False, seed=cfg.seed,
                                          limit=cfg.train_limit, sources=cfg.sources,
                                          negative_regions=cfg.negative_regions)
     val_ds: TripletDataset | None = None
