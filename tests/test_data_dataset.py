@@ -196,8 +196,13 @@ def test_separated_masks_keep_touching_instances_apart() -> None:
     assert separated.sum() > 0.8 * union.sum()
     assert not (separated & ~union).any()
     # The seams are exactly the pixels taken out, and lie between groups' objects only.
-    mask, seams = rasterize_separated(boxes, (48, 48))
+    mask, seams, contact = rasterize_separated(boxes, (48, 48))
     assert np.array_equal(mask, separated) and np.array_equal(seams, union & ~separated)
+    assert np.array_equal(contact, seams)  # no gap: contact is the interface only
+    # With a gap, contact is a band across the touching line, inside the objects too.
+    mask2, seams2, contact2 = rasterize_separated(boxes, (48, 48), gap=2)
+    assert np.array_equal(mask2, mask) and not (seams2 & ~contact2).any() and (contact2 & mask2).any()
+    assert contact2[4, 8:12].all() and not contact2[:, :8].any()
     assert seams[2:10, 9:11].all() and not seams[:, :9].any()
     # Georeferenced: the same boxes in map coordinates (0.5 m pixels, north up) give the same mask,
     # also where a box reaches past the raster's edge.

@@ -175,3 +175,36 @@ def test_fine_head_grows_on_a_checkpoint_without_it(tmp_path: Path) -> None:
     path = save_checkpoint(grown, tmp_path / "fine.safetensors")
     loaded = geosam.load_model(path, device="cpu")
     np.testing.assert_allclose(loaded.predict(image, "ships"), moved, atol=1e-5)
+
+
+def test_contact_head_grows_neutral_and_carves_touching_objects_apart() -> None:
+    from scipy import ndimage
+
+    from geosam.model.lite.decoder import carve
+    from geosam.train import build_network
+
+    packaged = packaged_weights("remotesam-lite.safetensors")
+    base = build_network("remotesam-lite", init=str(packaged)).eval()
+    grown = build_network("remotesam-lite", init=str(packaged), options={"contact_head": True}).eval()
+    assert grown.grown_weights == ("contact_head.",) and grown.config["contact_head"] is True
+    image = sample_rgb()
+    before = RemoteSAM(base, device="cpu").predict(image, "ships")
+    after = RemoteSAM(grown, device="cpu").predict(image, "ships")
+    assert before.max() > 0.5 and np.mean((before > 0.5) != (after > 0.5)) < 1e-3
+    # forward(parts=True) gives the uncarved logits and the contact logit that segment() combines.
+    ids, mask = tokenize(["ships"])
+    x = torch.zeros(1, 3, 64, 64)
+    with torch.no_grad():
+        logits, contact = grown(x, ids, mask, parts=True)
+        assert contact is not None and contact.shape == (1, 1, 64, 64)
+        torch.testing.assert_close(grown(x, ids, mask), carve(logits, contact))
+    # Two touching objects are one component until the contact between them is cut out.
+    fg = torch.full((1, 1, 8, 16), -6.0)
+    fg[..., 2:6, 2:14] = 6.0
+    two_class = torch.cat([torch.zeros_like(fg), fg], dim=1)
+    touch = torch.full((1, 1, 8, 16), -6.0)
+    touch[..., 7:9] = 6.0
+    plain = torch.softmax(two_class, 1)[0, 1].numpy() > 0.5
+    cut = torch.softmax(carve(two_class, touch), 1)[0, 1].numpy() > 0.5
+    assert ndimage.label(plain)[1] == 1 and ndimage.label(cut)[1] == 2
+    assert (plain & ~cut).sum() == 8  # only the contact pixels go

@@ -16,8 +16,9 @@ from safetensors.torch import load_file, save_file
 
 from geosam.cli import main
 from geosam.errors import InputError
-from geosam.model.checkpoint import read_checkpoint
+from geosam.model.checkpoint import read_checkpoint, save_checkpoint
 from geosam.train import TrainConfig, train
+from geosam.train.trainer import build_network
 from tests.data_fixtures import DATA, build_crops
 
 SIZE = 64  # remotesam-lite runs at any multiple of 32; small keeps CPU steps short
@@ -69,8 +70,26 @@ def test_seam_weight_changes_the_updates(triplets: Path, tmp_path: Path) -> None
     plain = train(_config(triplets, tmp_path / "plain", **kw)).network.state_dict()
     seams = train(_config(triplets, tmp_path / "seams", seam_weight=5.0, **kw)).network.state_dict()
     assert any(not torch.equal(plain[k], seams[k]) for k in plain if k.startswith("decoder."))
-    with pytest.raises(InputError, match="seam_weight"):
-        train(_config(triplets, tmp_path / "bad", seam_weight=-1.0))
+    for name in ("seam_weight", "contact_weight"):
+        with pytest.raises(InputError, match=name):
+            train(_config(triplets, tmp_path / "bad", **{name: -1.0}))
+
+
+def test_contact_head_trains_alone_on_a_frozen_network(triplets: Path, tmp_path: Path) -> None:
+    # The recipe of the contact head: grown on trained weights, everything else frozen, so the
+    # masks before carving stay exactly those of the initial network (batch norms included).
+    init = tmp_path / "init.safetensors"
+    save_checkpoint(build_network("remotesam-lite", input_size=SIZE), init)
+    frozen = ("backbone.", "fusion.", "context.", "decoder.", "presence.")
+    result = train(_config(triplets, tmp_path / "run", init=str(init), model_options={"contact_head": True},
+                           freeze=frozen, epochs=1, max_steps=2, sources=("ships_ge", "hrplanes")))
+    _, before = read_checkpoint(init)
+    after = result.network.state_dict()
+    for key, value in before.items():
+        assert torch.equal(after[key], value), key
+    assert any(not torch.equal(after[k], torch.zeros_like(after[k])) for k in after if k.startswith("contact_head.logit.w"))
+    steps = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(r["contact"] > 0 for r in steps if r["event"] == "step")
 
 
 def _ddp_worker(rank: int, port: int, config: dict[str, Any], out: str) -> None:

@@ -76,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--seam-weight", type=float, default=1.0,
                    help="cross-entropy weight of the background seams between touching instances "
                         "(1 = like any pixel; geosam.data.rasterize.rasterize_separated)")
+    p.add_argument("--contact-weight", type=float, default=1.0,
+                   help="weight of the contact term for networks with a contact head "
+                        "(--model-option contact_head=true; geosam.train.loss.contact_loss)")
     p.add_argument("--clip-grad", type=float, help="clip the gradient norm to this value")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="autocast precision (auto: bf16/fp16 on GPU, fp32 on CPU)")
@@ -113,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, poly_power=args.poly_power,
         lr_mult=dict(args.lr_mult), freeze=tuple(args.freeze), clip_grad=args.clip_grad,
         presence_weight=args.presence_weight, negative_regions=args.negative_regions,
-        seam_weight=args.seam_weight,
+        seam_weight=args.seam_weight, contact_weight=args.contact_weight,
         precision=args.precision, device=args.device, threads=args.threads, workers=args.workers,
         seed=args.seed, balance=None if args.no_balance else args.balance, augment=not args.no_augment,
         max_zoom_out=args.max_zoom_out,

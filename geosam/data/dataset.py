@@ -74,6 +74,7 @@ class View:
     mask: np.ndarray  # S x S bool
     expression: Expression
     seams: np.ndarray  # S x S bool: background separating the referred instances (not in mask)
+    contact: np.ndarray  # S x S bool: pixels within ``seam_gap`` of two referred instances
 
 
 class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
@@ -81,7 +82,8 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
 
     Each item is a dict with ``pixels`` (3 x S x S float, normalised with the network's mean/std),
     ``input_ids`` and ``attention_mask`` (``max_tokens``), ``mask`` (S x S long, 1 = referred),
-    ``seams`` (S x S bool, the background that separates referred instances: see
+    ``seams`` (S x S bool, the background that separates referred instances) and ``contact`` (S x S
+    bool, the wider band where they touch; both from
     :func:`geosam.data.rasterize.rasterize_separated`) and ``index``. Augmentation is random but
     reproducible: it depends only on ``seed``, the epoch (see :meth:`set_epoch`) and the sample index,
     not on the worker that loads it.
@@ -107,7 +109,7 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         kinds: Sequence[str] | None = None,
         limit: int | None = None,
         separate_instances: bool = True,
-        seam_gap: int = 3,
+        seam_gap: int = 4,
         negative_regions: float = 0.0,
     ) -> None:
         self.root = Path(root)
@@ -226,10 +228,11 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         targets = set(expr.targets)
         geoms = [o.geometry for o in objs if o.id in targets]
         if self.separate_instances and len(geoms) > 1:
-            mask, seams = rasterize_separated(geoms, (size, size), gap=self.seam_gap)
+            mask, seams, contact = rasterize_separated(geoms, (size, size), gap=self.seam_gap)
         else:
             mask, seams = rasterize(geoms, (size, size)), np.zeros((size, size), dtype=bool)
-        return View(np.ascontiguousarray(pixels), expr.text, mask, expr, seams)
+            contact = seams
+        return View(np.ascontiguousarray(pixels), expr.text, mask, expr, seams, contact)
 
     def _transform_objs(self, objs: list[Obj], matrix: np.ndarray, size: int) -> list[Obj]:
         frame = box(0, 0, size, size)
@@ -249,14 +252,14 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
     def __getitem__(self, index: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, self.epoch, int(index)]) if self.augment else None
         v = self.view(int(index), rng)
-        text, target, seams = v.text, v.mask.astype(np.int64), v.seams
+        text, target, seams, contact = v.text, v.mask.astype(np.int64), v.seams, v.contact
         if rng is not None and self.negative_regions and v.expression.kind == "class" and v.mask.any():
             others = look_alike_classes(v.expression.class_name)
             if others and rng.random() < self.negative_regions:
                 other = others[int(rng.integers(len(others)))]
                 text = phrase(other, plural=True, index=int(rng.integers(8)))
                 target = np.where(v.mask, 0, IGNORE_INDEX).astype(np.int64)
-                seams = np.zeros_like(seams)
+                seams = contact = np.zeros_like(seams)
         ids, mask = tokenize([text], self.max_tokens)
         # (x / 255 - mean) / std as one scale and one shift, in place
         pixels = v.image.transpose(2, 0, 1).astype(np.float32)
@@ -268,6 +271,7 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
             "attention_mask": mask[0],
             "mask": torch.from_numpy(target),
             "seams": torch.from_numpy(seams),
+            "contact": torch.from_numpy(contact),
             "index": int(index),
         }
 

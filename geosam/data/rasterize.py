@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Literal, overload
+from typing import Literal, NamedTuple, overload
 
 import geopandas as gpd
 import numpy as np
@@ -123,18 +123,28 @@ def _pixel_window(
     return slice(r0, r1), slice(c0, c1)
 
 
+class Separated(NamedTuple):
+    """Masks of :func:`rasterize_separated`, each ``H x W`` bool."""
+
+    mask: np.ndarray  # the union without overlaps and without interface pixels
+    seams: np.ndarray  # background that keeps neighbours apart (not in ``mask``)
+    contact: np.ndarray  # pixels, in an object or not, within ``gap`` of two instances
+
+
 def rasterize_separated(
     geoms: Sequence[shapely.Geometry], shape: tuple[int, int], *, transform: Affine | None = None, gap: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(mask, seams)``: the union of the geometries' masks without overlaps and without pixels
+) -> Separated:
+    """``(mask, seams, contact)``: the union of the geometries' masks without overlaps and without pixels
     on an interface between two instances (4- and 8-neighbours), i.e. a two-pixel seam between
     touching objects (``rasterize(..., separate=True)`` is ``mask``), and the background that keeps
     neighbours apart: the removed pixels, and with ``gap > 0`` also the background pixels within
     ``gap`` pixels of two different instances. A training loss can weight ``seams`` up, so that the
     model learns to keep neighbours apart rather than to paint one blob over a row of parked aircraft.
+    ``contact`` (the target of a contact head) is wider where objects touch: every pixel within
+    ``gap`` pixels of two instances, inside an object or not, and the removed pixels.
 
     >>> from shapely.geometry import box
-    >>> mask, seams = rasterize_separated([box(0, 0, 4, 4), box(4, 0, 8, 4)], (4, 8))
+    >>> mask, seams, _ = rasterize_separated([box(0, 0, 4, 4), box(4, 0, 8, 4)], (4, 8))
     >>> mask[0].astype(int).tolist(), seams[0].astype(int).tolist()
     ([1, 1, 1, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 0, 0, 0])
     >>> rasterize_separated([box(0, 0, 3, 4), box(5, 0, 8, 4)], (4, 8), gap=2)[1][0].astype(int).tolist()
@@ -171,6 +181,8 @@ def rasterize_separated(
         keep[: labels.shape[0] - dy, max(dx, 0) : labels.shape[1] + min(dx, 0)] &= ~interface
         keep[dy:, max(-dx, 0) : labels.shape[1] + min(-dx, 0)] &= ~interface
     seams = (count > 0) & ~keep
+    contact = seams.copy()
     if disk is not None:
         seams |= (count == 0) & (near >= 2)
-    return keep, seams
+        contact |= near >= 2
+    return Separated(keep, seams, contact)

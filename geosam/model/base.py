@@ -26,6 +26,15 @@ class TextFeatures(NamedTuple):
         return TextFeatures(self.features.to(device), self.mask.to(device))
 
 
+class SegmentParts(NamedTuple):
+    """What a network predicts before its parts are combined into the served logits: 2-class
+    ``logits`` ``(B, 2, H, W)`` and, for networks with a contact head, the logit ``(B, 1, H, W)``
+    that a pixel lies between two touching instances (else ``None``)."""
+
+    logits: torch.Tensor
+    contact: torch.Tensor | None = None
+
+
 class PromptSegmenter(nn.Module):
     """A referring-segmentation network.
 
@@ -65,11 +74,17 @@ class PromptSegmenter(nn.Module):
         """Logits ``(B, 2, H, W)`` for normalised pixels ``(B, 3, H, W)`` and ``B`` encoded prompts."""
         raise NotImplementedError
 
+    def segment_parts(self, pixels: torch.Tensor, text: TextFeatures) -> SegmentParts:
+        """The parts :meth:`segment` combines, each with its own training target."""
+        return SegmentParts(self.segment(pixels, text))
+
     def forward(
-        self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
-        """Logits ``(B, 2, H, W)`` for one prompt per image (the training entry point)."""
-        return self.segment(pixels, self.encode_text(input_ids, attention_mask))
+        self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, parts: bool = False
+    ) -> torch.Tensor | SegmentParts:
+        """Logits ``(B, 2, H, W)`` for one prompt per image, or with ``parts=True`` the
+        :class:`SegmentParts` (the training entry point)."""
+        text = self.encode_text(input_ids, attention_mask)
+        return self.segment_parts(pixels, text) if parts else self.segment(pixels, text)
 
     def prepare_for_inference(self) -> None:
         """Apply inference-only rewrites (folding re-parameterised branches ...). Idempotent.

@@ -12,6 +12,9 @@ saturated (any predicted mass gives a loss near 1 with a vanishing gradient) and
 CE weighs a few false-positive pixels lightly; this term penalises exactly the pixels that would
 make an empty answer non-empty.
 
+Networks with a contact head (``contact_head=True``) add :func:`contact_loss` on the seams between
+touching instances.
+
 >>> loss = segmentation_loss(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))
 """
 
@@ -31,6 +34,7 @@ class LossParts(NamedTuple):
     ce: torch.Tensor
     dice: torch.Tensor
     presence: torch.Tensor
+    contact: torch.Tensor
 
 
 def dice_loss(
@@ -99,4 +103,21 @@ def segmentation_loss(
     dice = dice_loss(logits, target, smooth=smooth, ignore_index=ignore_index, reduction=dice_reduction)
     total = (1 - dice_weight) * ce + dice_weight * dice
     presence = presence_loss(logits, target, ignore_index=ignore_index) if presence_weight else ce.new_zeros(())
-    return LossParts(total + presence_weight * presence, ce, dice, presence)
+    return LossParts(total + presence_weight * presence, ce, dice, presence, ce.new_zeros(()))
+
+
+def contact_loss(logits: torch.Tensor, contact: torch.Tensor, *, pos_weight: float = 10.0) -> torch.Tensor:
+    """Binary cross-entropy of contact logits ``(B, 1, H, W)`` against the contact target ``(B, H, W)``
+    (pixels near two touching instances, :func:`geosam.data.rasterize.rasterize_separated`).
+
+    Contact pixels are rare (a band where two objects touch, none in most samples), so they are
+    weighted ``pos_weight`` times: with 5 the head of a GPU run never rose above 0.13 on them.
+
+    >>> float(contact_loss(torch.zeros(1, 1, 2, 2), torch.zeros(1, 2, 2, dtype=torch.bool)))
+    0.6931...
+    """
+    if logits.ndim != 4 or logits.shape[1] != 1 or logits.shape[2:] != contact.shape[1:]:
+        raise ValueError(f"contact logits (B,1,H,W) and target (B,H,W) differ: "
+                         f"{tuple(logits.shape)} vs {tuple(contact.shape)}")
+    weight = torch.tensor(pos_weight, dtype=torch.float32, device=logits.device)
+    return F.binary_cross_entropy_with_logits(logits[:, 0].float(), contact.float(), pos_weight=weight)

@@ -45,7 +45,7 @@ from geosam.model.checkpoint import (
 from geosam.model.predictor import resolve_device, resolve_precision
 from geosam.model.registry import create
 from geosam.train.distributed import DistInfo, EpochSampler, barrier, init_distributed
-from geosam.train.loss import segmentation_loss
+from geosam.train.loss import contact_loss, segmentation_loss
 from geosam.train.metrics import SegmentationMeter
 
 RESUME_FILE = "resume.pt"
@@ -96,6 +96,7 @@ class TrainConfig:
     presence_weight: float = 0.0
     negative_regions: float = 0.0
     seam_weight: float = 1.0
+    contact_weight: float = 1.0
     find_unused_parameters: bool | None = None
     sync_bn: bool = True
     progress: bool = True
@@ -225,6 +226,16 @@ def evaluate_triplets(
     return meter.result()
 
 
+def _train_mode(net: nn.Module) -> None:
+    """``net.train()``, except batch norms whose parameters are all frozen (``--freeze``): they keep
+    their running statistics and normalise with them, so frozen parts compute what they did."""
+    net.train()
+    for module in net.modules():
+        params = list(module.parameters(recurse=False))
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and params and not any(p.requires_grad for p in params):
+            module.eval()
+
+
 # -- the loop -----------------------------------------------------------------------------------
 class _Stop:
     """Turns SIGINT/SIGTERM into a request to stop at the next step boundary."""
@@ -307,8 +318,9 @@ def train(config: TrainConfig) -> TrainResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    if cfg.seam_weight < 0:
-        raise InputError(f"seam_weight must be >= 0, got {cfg.seam_weight}")
+    for name in ("seam_weight", "contact_weight"):
+        if getattr(cfg, name) < 0:
+            raise InputError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     augmentation = Augment(max_zoom_out=cfg.max_zoom_out)  # checks it before any work
     out.mkdir(parents=True, exist_ok=True)
 
@@ -317,7 +329,7 @@ def train(config: TrainConfig) -> TrainResult:
         if cfg.freeze and name.startswith(tuple(cfg.freeze)):
             p.requires_grad_(False)
     net.to(device)
-    net.train()
+    _train_mode(net)
     if dinfo.enabled and cfg.find_unused_parameters is None:
         dead = unused_parameters(net, device)
         for name, p in net.named_parameters():
@@ -433,19 +445,24 @@ def train(config: TrainConfig) -> TrainResult:
                 if step_in_epoch >= steps_per_epoch:
                     break
                 optimizer.zero_grad(set_to_none=True)
-                parts_sum = np.zeros(4)
+                parts_sum = np.zeros(5)
                 for k, batch in enumerate(group):
                     sync = k == len(group) - 1 or not dinfo.enabled
                     ctx = contextlib.nullcontext() if sync else model.no_sync()  # type: ignore[operator]
                     with ctx:
                         with _autocast(precision, device):
-                            logits = model(batch["pixels"].to(device, non_blocking=True),
-                                           batch["input_ids"].to(device), batch["attention_mask"].to(device))
-                        pixel_weight = (1.0 + (cfg.seam_weight - 1.0) * batch["seams"].to(device).float()
+                            logits, contact = model(batch["pixels"].to(device, non_blocking=True),
+                                                    batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                                                    parts=True)
+                        seams = batch["seams"].to(device)
+                        pixel_weight = (1.0 + (cfg.seam_weight - 1.0) * seams.float()
                                  if cfg.seam_weight != 1.0 else None)
                         parts = segmentation_loss(logits, batch["mask"].to(device), class_weights=cfg.class_weights,
                                                   dice_weight=cfg.dice_weight, presence_weight=cfg.presence_weight,
                                                   pixel_weight=pixel_weight)
+                        if contact is not None:
+                            c = contact_loss(contact, batch["contact"].to(device))
+                            parts = parts._replace(total=parts.total + cfg.contact_weight * c, contact=c)
                         loss = parts.total / len(group)
                         if scaler is not None:
                             scaler.scale(loss).backward()
@@ -464,7 +481,7 @@ def train(config: TrainConfig) -> TrainResult:
                 scheduler.step()
                 global_step += 1
                 step_in_epoch += 1
-                total, ce, dice, presence = (float(v) for v in parts_sum / len(group))
+                total, ce, dice, presence, contact_part = (float(v) for v in parts_sum / len(group))
                 epoch_loss += total
                 epoch_n += 1
                 bar.update(1)
@@ -472,7 +489,7 @@ def train(config: TrainConfig) -> TrainResult:
                 if cfg.log_every and global_step % cfg.log_every == 0:
                     now = time.perf_counter()
                     log({"event": "step", "epoch": epoch, "step": step_in_epoch, "global_step": global_step,
-                         "loss": total, "ce": ce, "dice": dice, "presence": presence,
+                         "loss": total, "ce": ce, "dice": dice, "presence": presence, "contact": contact_part,
                          "lr": optimizer.param_groups[0]["lr"],
                          "sec_per_step": (now - t_last) / cfg.log_every})
                     t_last = now
@@ -496,6 +513,7 @@ def train(config: TrainConfig) -> TrainResult:
                 metrics = evaluate_triplets(net, val_ds, batch_size=cfg.val_batch_size or cfg.batch_size,
                                             device=device, precision=precision, progress=cfg.progress,
                                             workers=cfg.workers)
+                _train_mode(net)
                 record.update({f"val/{k}": v for k, v in metrics.items()})
                 if metrics.get("oIoU", -math.inf) > best:
                     best = float(metrics["oIoU"])  # a numpy scalar would not load with weights_only

@@ -19,10 +19,12 @@ def remotesam_lite(
     coords: bool = True,
     context_layers: int = 1,
     fine_head: bool = False,
+    contact_head: bool = False,
     pretrained: bool = True,
 ) -> RemoteSAMLite:
     """EfficientNet-Lite0 + MiniLM with language fused in every stage; the default CPU model.
-    ``fine_head``: logits corrected at stride 2 (:class:`geosam.model.lite.decoder.FineHead`)."""
+    ``fine_head``: logits corrected at stride 2 (:class:`geosam.model.lite.decoder.FineHead`);
+    ``contact_head``: touching instances cut apart (:class:`geosam.model.lite.decoder.ContactHead`)."""
     return RemoteSAMLite(
         input_size,
         backbone,
@@ -31,5 +33,6 @@ def remotesam_lite(
         coords,
         context_layers,
         fine_head,
+        contact_head,
         pretrained=pretrained,
     )

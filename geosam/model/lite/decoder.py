@@ -3,7 +3,9 @@
 Starting from the stride-32 language-aware map, each step upsamples by two, concatenates the skip
 map of the next stage and refines with conv-BN-ReLU; a 1x1 conv gives 2-class logits at stride 4.
 An optional :class:`FineHead` corrects them at stride 2 from the stem's map, for objects only a few
-stride-4 cells wide (parked aircraft, cars) and the gaps between them.
+stride-4 cells wide (parked aircraft, cars) and the gaps between them; an optional
+:class:`ContactHead` marks where two referred instances touch, and :func:`carve` cuts those pixels
+out of the mask so that touching neighbours come out as separate components.
 """
 
 from __future__ import annotations
@@ -99,7 +101,36 @@ class PresenceGate(nn.Module):
     def forward(self, feats: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         pooled = torch.cat([feats.amax(dim=(2, 3)), feats.mean(dim=(2, 3))], dim=1)
         z = self.mlp(pooled)[:, :, None, None]
-        log_p = F.logsigmoid(logits[:, 1:] - logits[:, :1]) + F.logsigmoid(z)
-        # Two-class logits whose softmax is (1 - p, p); the clamp keeps log(1 - p) finite.
-        log_q = torch.log(-torch.expm1(log_p.clamp(max=-1e-6)))
-        return torch.cat([log_q, log_p], dim=1)
+        return _two_class(F.logsigmoid(logits[:, 1:] - logits[:, :1]) + F.logsigmoid(z))
+
+
+class ContactHead(nn.Module):
+    """Logit ``(B, 1, H/4, W/4)`` that a pixel lies between two touching referred instances.
+
+    Trained on the ``contact`` band of :func:`geosam.data.rasterize.rasterize_separated`, a few pixels
+    wide, that the foreground head, whose masks must stay true to the objects, cannot afford to
+    learn. Its weights start at zero and its bias low, so a network that grows it predicts almost
+    no contact, and :func:`carve` leaves the masks as they were, until training moves it.
+    """
+
+    def __init__(self, channels: int, hidden: int = 32):
+        super().__init__()
+        self.refine = SeparableBlock(channels, hidden)
+        self.logit = nn.Conv2d(hidden, 1, 1)
+        nn.init.zeros_(self.logit.weight)
+        assert self.logit.bias is not None
+        nn.init.constant_(self.logit.bias, -6.0)  # sigmoid(-6) = 0.0025
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.logit(self.refine(features))
+
+
+def carve(logits: torch.Tensor, contact: torch.Tensor) -> torch.Tensor:
+    """2-class logits whose foreground probability is ``p * (1 - sigmoid(contact))``."""
+    return _two_class(F.logsigmoid(logits[:, 1:] - logits[:, :1]) + F.logsigmoid(-contact))
+
+
+def _two_class(log_p: torch.Tensor) -> torch.Tensor:
+    """Two-class logits whose softmax is ``(1 - p, p)``; the clamp keeps ``log(1 - p)`` finite."""
+    log_q = torch.log(-torch.expm1(log_p.clamp(max=-1e-6)))
+    return torch.cat([log_q, log_p], dim=1)

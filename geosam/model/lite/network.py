@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geosam.model.base import PromptSegmenter, TextFeatures
+from geosam.model.base import PromptSegmenter, SegmentParts, TextFeatures
 from geosam.model.lite.backbone import STAGE_CHANNELS, STEM_CHANNELS, EfficientNetStages
-from geosam.model.lite.decoder import FineHead, PresenceGate, TopDownDecoder
+from geosam.model.lite.decoder import ContactHead, FineHead, PresenceGate, TopDownDecoder, carve
 from geosam.model.lite.fusion import PixelWordFusion, SceneContext
 from geosam.model.lite.text_encoder import MiniLMEncoder
 
@@ -40,6 +40,7 @@ class RemoteSAMLite(PromptSegmenter):
         coords: bool = True,
         context_layers: int = 1,
         fine_head: bool = False,
+        contact_head: bool = False,
         *,
         pretrained: bool = True,
     ):
@@ -53,6 +54,7 @@ class RemoteSAMLite(PromptSegmenter):
             "coords": coords,
             "context_layers": context_layers,
             "fine_head": fine_head,
+            "contact_head": contact_head,
         }
         self.text_encoder = MiniLMEncoder(pretrained=pretrained, frozen=freeze_text)
         if freeze_text:
@@ -71,13 +73,19 @@ class RemoteSAMLite(PromptSegmenter):
         self.decoder = TopDownDecoder(STAGE_CHANNELS, decoder_channels)
         self.presence = PresenceGate(STAGE_CHANNELS[-1])
         self.fine_head = FineHead(decoder_channels[0], STEM_CHANNELS) if fine_head else None
-        if fine_head:
-            self.grown_weights = ("fine_head.",)
+        self.contact_head = ContactHead(decoder_channels[0]) if contact_head else None
+        self.grown_weights = tuple(
+            f"{name}." for name, on in (("fine_head", fine_head), ("contact_head", contact_head)) if on
+        )
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextFeatures:
         return self.text_encoder(input_ids, attention_mask)
 
     def segment(self, pixels: torch.Tensor, text: TextFeatures) -> torch.Tensor:
+        logits, contact = self.segment_parts(pixels, text)
+        return logits if contact is None else carve(logits, contact)
+
+    def segment_parts(self, pixels: torch.Tensor, text: TextFeatures) -> SegmentParts:
         stem = x = self.backbone.run_stem(pixels)
         language_maps = []
         for stage, fusion in enumerate(self.fusion):
@@ -91,4 +99,8 @@ class RemoteSAMLite(PromptSegmenter):
         if self.fine_head is not None:
             logits = self.fine_head(logits, features, stem)
         logits = self.presence(language_maps[-1], logits)
-        return F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
+        size = pixels.shape[-2:]
+        contact = None
+        if self.contact_head is not None:
+            contact = F.interpolate(self.contact_head(features), size=size, mode="bilinear", align_corners=False)
+        return SegmentParts(F.interpolate(logits, size=size, mode="bilinear", align_corners=False), contact)
