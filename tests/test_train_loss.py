@@ -84,3 +84,17 @@ def test_pixel_weights_scale_the_cross_entropy_of_chosen_pixels() -> None:
     assert segmentation_loss(logits, target, pixel_weight=weight).dice.item() == pytest.approx(plain.dice.item())
     with pytest.raises(ValueError, match="pixel_weight"):
         segmentation_loss(logits, target, pixel_weight=torch.ones(2, 5, 5))
+
+
+def test_contact_loss_weights_the_rare_contact_pixels() -> None:
+    from geosam.train.loss import contact_loss
+
+    # logit ln 3 -> p = .75 on a contact pixel and on a plain one: -10 ln .75 and -ln .25, averaged.
+    logits = torch.full((1, 1, 1, 2), math.log(3.0))
+    target = torch.tensor([[[True, False]]])
+    expected = (10 * -math.log(0.75) + -math.log(0.25)) / 2
+    assert contact_loss(logits, target).item() == pytest.approx(expected, rel=1e-5)
+    assert contact_loss(logits, target, pos_weight=1.0).item() == pytest.approx(
+        (-math.log(0.75) - math.log(0.25)) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="contact logits"):
+        contact_loss(torch.zeros(1, 2, 1, 2), target)
