@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from geosam.train import dice_loss, segmentation_loss
+from geosam.train import contact_loss, dice_loss, segmentation_loss
 
 
 def test_loss_matches_hand_computation() -> None:
@@ -87,8 +87,6 @@ def test_pixel_weights_scale_the_cross_entropy_of_chosen_pixels() -> None:
 
 
 def test_contact_loss_weights_the_rare_contact_pixels() -> None:
-    from geosam.train.loss import contact_loss
-
     # logit ln 3 -> p = .75 on a contact pixel and on a plain one: -10 ln .75 and -ln .25, averaged.
     logits = torch.full((1, 1, 1, 2), math.log(3.0))
     target = torch.tensor([[[True, False]]])

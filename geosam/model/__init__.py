@@ -3,7 +3,7 @@
 >>> from geosam.model import create, list_models, load_model
 """
 
-from geosam.model.base import PromptSegmenter, TextFeatures
+from geosam.model.base import PromptSegmenter, SegmentParts, TextFeatures
 from geosam.model.build import load_model
 from geosam.model.checkpoint import save_checkpoint
 from geosam.model.predictor import RemoteSAM
@@ -12,6 +12,7 @@ from geosam.model.registry import create, list_models, register_model
 __all__ = [
     "PromptSegmenter",
     "RemoteSAM",
+    "SegmentParts",
     "TextFeatures",
     "create",
     "list_models",
