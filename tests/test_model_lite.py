@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +209,7 @@ def test_contact_head_grows_neutral_and_carves_touching_objects_apart() -> None:
     cut = torch.softmax(carve(two_class, touch), 1)[0, 1].numpy() > 0.5
     assert ndimage.label(plain)[1] == 1 and ndimage.label(cut)[1] == 2
     assert (plain & ~cut).sum() == 8  # only the contact pixels go
+    # A diffuse, unlikely contact (0.3) leaves an object of marginal confidence (0.6) whole.
+    marginal = torch.tensor([[[[0.0]], [[math.log(0.6 / 0.4)]]]])
+    kept = torch.softmax(carve(marginal, torch.tensor([[[[math.log(0.3 / 0.7)]]]])), 1)[0, 1]
+    assert kept.item() == pytest.approx(0.6, abs=1e-4)
