@@ -329,7 +329,6 @@ def train(config: TrainConfig) -> TrainResult:
         if cfg.freeze and name.startswith(tuple(cfg.freeze)):
             p.requires_grad_(False)
     net.to(device)
-    _train_mode(net)
     if dinfo.enabled and cfg.find_unused_parameters is None:
         dead = unused_parameters(net, device)
         for name, p in net.named_parameters():
@@ -337,6 +336,7 @@ def train(config: TrainConfig) -> TrainResult:
                 p.requires_grad_(False)  # DDP would wait forever for their gradients
         if dead and dinfo.is_main:
             print(f"geosam train: {len(dead)} parameters get no gradient and stay frozen: {sorted(dead)[:4]} ...")
+    _train_mode(net)  # after every parameter is frozen or not
 
     train_ds = TripletDataset.for_network(cfg.data, net, list(cfg.train_splits),
                                          augment=augmentation if cfg.augment else False, seed=cfg.seed,
