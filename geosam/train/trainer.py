@@ -454,8 +454,7 @@ def train(config: TrainConfig) -> TrainResult:
                             logits, contact = model(batch["pixels"].to(device, non_blocking=True),
                                                     batch["input_ids"].to(device), batch["attention_mask"].to(device),
                                                     parts=True)
-                        seams = batch["seams"].to(device)
-                        pixel_weight = (1.0 + (cfg.seam_weight - 1.0) * seams.float()
+                        pixel_weight = (1.0 + (cfg.seam_weight - 1.0) * batch["seams"].to(device).float()
                                  if cfg.seam_weight != 1.0 else None)
                         parts = segmentation_loss(logits, batch["mask"].to(device), class_weights=cfg.class_weights,
                                                   dice_weight=cfg.dice_weight, presence_weight=cfg.presence_weight,
