@@ -16,7 +16,11 @@ whose mask is empty (no pixel above the threshold).
 
 Images larger than ``tile`` pixels on a side (DOTA scenes) are cut into overlapping ``tile`` x
 ``tile`` windows, each resized to the model input by the predictor, and the window probabilities
-are blended back into one map; smaller images are predicted whole, at their own size.
+are blended back into one map; smaller images are predicted whole, at their own size, unless they
+are elongated (one side more than :data:`geosam.tiling.MAX_STRETCH` times the other, such as
+HRPlanes' 640 x 360 chips): those are predicted in square windows of their short side, because the
+predictor stretches whatever it is given to its square input and objects would reach the network
+distorted.
 
 >>> table = geosam.data.read_coco("hrplanes/valid/_annotations.coco.json")  # doctest: +SKIP
 >>> result = evaluate(model, table, negatives=["swimming pools"], limit=20)  # doctest: +SKIP
@@ -39,7 +43,7 @@ from geosam.metrics import counting_accuracy, detection_ap, res_scores_from_coun
 from geosam.tasks._probs import prompt_probabilities
 from geosam.tasks._protocol import ProbabilityModel
 from geosam.tasks.boxes import check_split, mask_to_boxes
-from geosam.tiling import blend_profile
+from geosam.tiling import blend_profile, is_elongated
 
 if TYPE_CHECKING:
     from geosam.data.dataset import TripletDataset
@@ -240,8 +244,16 @@ def image_probabilities(
     """``P x H x W`` probabilities of all prompts; images above ``tile`` px are predicted in
     overlapping windows (``overlap`` default ``tile // 8``) blended with the scene pipeline's
     raised-cosine weights (:func:`geosam.tiling.blend_profile`); the last window of a row or column
-    is moved inside the image instead of padding it."""
+    is moved inside the image instead of padding it. Elongated images (aspect above
+    :data:`geosam.tiling.MAX_STRETCH`) are predicted in windows no larger than their short side;
+    ``tile=None`` predicts every image whole.
+
+    >>> image_probabilities(model, np.zeros((360, 640, 3), np.uint8), ["airplanes"]).shape  # doctest: +SKIP
+    (1, 360, 640)
+    """
     h, w = image.shape[:2]
+    if tile is not None and is_elongated(h, w):
+        tile = min(tile, h, w)
     if tile is None or (h <= tile and w <= tile):
         return prompt_probabilities(model, image, prompts)
     overlap = tile // 8 if overlap is None else overlap

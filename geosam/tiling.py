@@ -32,9 +32,23 @@ import numpy as np
 
 from geosam.errors import InputError
 
-__all__ = ["Blend", "WindowGrid", "blend_profile", "default_overlap"]
+__all__ = ["MAX_STRETCH", "Blend", "WindowGrid", "blend_profile", "default_overlap", "is_elongated"]
 
 Blend = Literal["cosine", "linear"]
+
+
+#: Aspect ratio above which an image is seen in square windows of its short side (evaluation,
+#: training views) instead of stretched whole to the network's square input.
+MAX_STRETCH = 1.25
+
+
+def is_elongated(height: int, width: int) -> bool:
+    """Whether stretching a ``height x width`` image to a square would distort it noticeably.
+
+    >>> is_elongated(360, 640), is_elongated(500, 512)
+    (True, False)
+    """
+    return max(height, width) > MAX_STRETCH * min(height, width)
 
 
 def default_overlap(tile: int) -> int:

@@ -42,24 +42,44 @@ def _key(image: np.ndarray) -> str:
 
 
 class Oracle:
-    """Answers each (image, prompt) with a registered mask: the ground truth, for exact scores."""
+    """Answers each (image, prompt) with a registered mask: the ground truth, for exact scores.
+
+    A window of a registered image (evaluation predicts elongated and large images in windows) is
+    answered with the same window of the mask."""
 
     def __init__(self) -> None:
         self.masks: dict[tuple[str, str], np.ndarray] = {}
+        self.images: dict[str, np.ndarray] = {}
 
     def add(self, image: np.ndarray, prompt: str, mask: np.ndarray) -> None:
         self.masks[(_key(image), prompt)] = mask.astype(np.float32)
+        self.images[_key(image)] = image
+
+    def _locate(self, window: np.ndarray) -> tuple[str, int, int] | None:
+        h, w = window.shape[:2]
+        for key, image in self.images.items():
+            big_h, big_w = image.shape[:2]
+            if big_h < h or big_w < w:
+                continue
+            corner = (image[: big_h - h + 1, : big_w - w + 1] == window[0, 0]).all(axis=-1)
+            for y, x in np.argwhere(corner):
+                if np.array_equal(image[y : y + h, x : x + w], window):
+                    return key, int(y), int(x)
+        return None
 
     def predict_batch(self, images: np.ndarray, prompts: str | Sequence[str]) -> np.ndarray:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         b, h, w = images.shape[:3]
         out = np.zeros((b, len(prompts), h, w), dtype=np.float32)
         for i, image in enumerate(images):
-            key = _key(image)
+            found = self._locate(image)
+            if found is None:
+                continue
+            key, y, x = found
             for j, p in enumerate(prompts):
                 mask = self.masks.get((key, p))
                 if mask is not None:
-                    out[i, j] = mask
+                    out[i, j] = mask[y : y + h, x : x + w]
         return out
 
 

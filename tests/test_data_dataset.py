@@ -4,6 +4,7 @@ augmenting PyTorch dataset."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from geosam.data.chips import chip_size_for_gsd, plan_windows
 from geosam.data.dataset import IGNORE_INDEX, look_alike_classes
 from geosam.errors import InputError
 from geosam.model.text import tokenize
+from geosam.tiling import is_elongated
 from tests.data_fixtures import build_crops
 
 
@@ -103,7 +105,8 @@ def test_horizontal_flip_updates_position_words(triplets: Path) -> None:
              "bottom right": "bottom left"}
     checked = 0
     for i in range(len(ds)):
-        if ds.samples.attr[i] not in words:
+        chip = ds.chips.loc[ds.samples.chip[i]]
+        if ds.samples.attr[i] not in words or is_elongated(chip.height, chip.width):  # those are cropped
             continue
         base, flipped = ds.view(i), ds.view(i, np.random.default_rng(0))
         assert np.array_equal(flipped.image, base.image[:, ::-1])
@@ -116,6 +119,26 @@ def test_horizontal_flip_updates_position_words(triplets: Path) -> None:
         assert (flipped.mask & mirrored).sum() > 0.5 * mirrored.sum()
         checked += 1
     assert checked >= 2
+
+
+def test_full_view_of_an_elongated_chip_is_a_square_of_its_short_side(triplets: Path, tmp_path: Path) -> None:
+    whole = Augment(full_view=1.0, hflip=0, vflip=0, rot90=False, brightness=0, contrast=0, saturation=0, grayscale=0)
+    root = tmp_path / "triplets"
+    shutil.copytree(triplets, root)
+    ds = TripletDataset(root, "valid", input_size=128, augment=whole)
+    chip = ds.chips.loc[ds.samples.chip.iloc[0]]
+    width, height = int(chip.width), int(chip.height)
+    assert (width, height) == (640, 360)
+    # red = column, green = row, each spanning 0-255 over the whole chip
+    x = np.linspace(0, 255, width)[None, :].repeat(height, 0)
+    y = np.linspace(0, 255, height)[:, None].repeat(width, 1)
+    Image.fromarray(np.stack([x, y, np.zeros_like(x)], -1).round().astype(np.uint8)).save(root / chip.path)
+    for seed in range(3):
+        view = ds.view(0, np.random.default_rng(seed)).image.astype(float)
+        red, green = view[..., 0], view[..., 1]
+        assert np.ptp(green) == pytest.approx(255, abs=3)  # every row of the chip ...
+        assert np.ptp(red) == pytest.approx(255 * height / width, abs=8)  # ... and a square of columns
+    assert np.ptp(ds.view(0).image[..., 0].astype(float)) == pytest.approx(255, abs=3)  # unaugmented: whole
 
 
 def test_zoom_out_shrinks_the_chip_onto_a_canvas_and_its_mask_follows(triplets: Path) -> None:

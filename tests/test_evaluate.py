@@ -164,6 +164,26 @@ def test_tiled_prediction_equals_whole_image_for_a_per_pixel_model() -> None:
         image_probabilities(PixelModel(), image, ["a"], tile=256, overlap=256)
 
 
+def test_elongated_images_are_predicted_in_square_windows() -> None:
+    seen: list[tuple[int, int]] = []
+
+    class Recorder(PixelModel):
+        def predict_batch(self, images: np.ndarray, prompts: object) -> np.ndarray:
+            seen.append(images.shape[1:3])
+            return super().predict_batch(images, prompts)  # type: ignore[arg-type]
+
+    wide = np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    probs = image_probabilities(Recorder(), wide, ["a"])
+    assert seen == [(360, 360), (360, 360)]  # not stretched to a square whole
+    np.testing.assert_allclose(probs, image_probabilities(PixelModel(), wide, ["a"], tile=None), atol=1e-6)
+    seen.clear()
+    image_probabilities(Recorder(), wide[:, :440], ["a"])  # aspect 1.22: whole
+    assert seen == [(360, 440)]
+    seen.clear()
+    image_probabilities(Recorder(), wide, ["a"], tile=None)
+    assert seen == [(360, 640)]
+
+
 def test_load_dataset_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         load_dataset(tmp_path / "nothing", "coco")

@@ -95,8 +95,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--tile",
         type=int,
         default=1024,
-        help="images with a side above this are predicted in overlapping windows of this size "
-        "(default 1024; 0 = always whole)",
+        help="images with a side above this are predicted in overlapping windows of this size, "
+        "elongated images (aspect above 1.25) in square windows of their short side at most "
+        "(default 1024; 0 = always whole, stretched to the network's square input)",
     )
     p.add_argument("--threshold", type=float, default=0.5, help="mask threshold (default 0.5)")
     p.add_argument(

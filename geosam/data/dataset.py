@@ -34,6 +34,7 @@ from geosam.data.vocabulary import VOCABULARY, members, phrase
 from geosam.errors import InputError
 from geosam.model.base import PromptSegmenter
 from geosam.model.text import tokenize
+from geosam.tiling import is_elongated
 
 #: Target value of pixels that count in no loss term (``ignore_index`` of geosam.train.loss).
 IGNORE_INDEX = 255
@@ -42,8 +43,9 @@ IGNORE_INDEX = 255
 @dataclass(frozen=True)
 class Augment:
     """Augmentation settings. ``full_view``: probability of using the whole chip (stretched to the
-    input size, as the predictor does) instead of a random square crop of ``crop_scale`` of the
-    chip's short side. ``zoom_out``: probability of showing the whole chip shrunk by a factor drawn
+    input size, as the predictor does; for an elongated chip, aspect above
+    :data:`geosam.tiling.MAX_STRETCH`, a random square of its short side, as evaluation
+    predicts it) instead of a random square crop of ``crop_scale`` of the chip's short side. ``zoom_out``: probability of showing the whole chip shrunk by a factor drawn
     from ``(1, max_zoom_out)`` at a random place on a canvas of its mean colour, so that objects
     appear smaller than any chip shows them (parked aircraft at 15 px); off while ``max_zoom_out``
     is 1."""
@@ -190,8 +192,12 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         size = self.input_size
         aug = self.augment if rng is not None else None
         draw = rng.random() if aug is not None and rng is not None else 0.0
-        if aug is None or rng is None or draw < aug.full_view:
+        if aug is None or rng is None or (draw < aug.full_view and not is_elongated(height, width)):
             window = box = (0.0, 0.0, float(width), float(height))
+        elif draw < aug.full_view:  # elongated: a square of the short side, as evaluation predicts it
+            side = min(width, height)
+            x0, y0 = rng.uniform(0, width - side), rng.uniform(0, height - side)
+            window = box = (x0, y0, x0 + side, y0 + side)
         elif aug.max_zoom_out > 1.0 and draw < aug.full_view + aug.zoom_out:
             # whole pixels, so that the canvas and the transformed geometries line up exactly
             z = rng.uniform(1.0, aug.max_zoom_out)
