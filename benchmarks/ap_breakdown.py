@@ -55,7 +55,7 @@ def main() -> None:
                         help="box the rasterized labels instead of the model's masks")
     parser.add_argument("--model", default="remotesam-lite")
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--tile", type=int, default=1024, help="as geosam evaluate --tile")
+    parser.add_argument("--tile", type=int, default=1024, help="as geosam evaluate --tile (0 = whole)")
     parser.add_argument("--split-cores", type=float, help="as geosam evaluate --split-cores")
     args = parser.parse_args()
     if (args.prompt is None) == (args.labels is None):
@@ -74,7 +74,7 @@ def main() -> None:
         if model is None:
             prob = rasterize(geoms, (height, width), separate=args.labels == "separated").astype(np.float32)
         else:
-            prob = image_probabilities(model, read_rgb(image), [args.prompt], tile=args.tile)[0]
+            prob = image_probabilities(model, read_rgb(image), [args.prompt], tile=args.tile or None)[0]
         boxes = mask_to_boxes(prob, 0.5, split=args.split_cores)
         predicted.append({"object": boxes})
         true.append({"object": truth})
