@@ -46,5 +46,6 @@ run attributes-tta --tta --data "$TRIPLETS" --format triplets --split valid
 run planes-tta --tta --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes \
     --negative helicopters --negative ships --negative vehicles --negative "storage tanks" \
     --negative "swimming pools" --negative "tennis courts"
-# the same aircraft in 360-px windows, each upsampled to the input (small objects appear larger)
-run planes-tile360 --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes --tile 360
+# the same aircraft with each 640 x 360 chip stretched whole to the square input (--tile 0), as
+# before elongated images were predicted in square windows (docs/decisions/0004-elongated-images.md)
+run planes-whole --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes --tile 0
