@@ -194,11 +194,7 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         draw = rng.random() if aug is not None and rng is not None else 0.0
         if aug is None or rng is None or (draw < aug.full_view and not is_elongated(height, width)):
             window = box = (0.0, 0.0, float(width), float(height))
-        elif draw < aug.full_view:  # elongated: a square of the short side, as evaluation predicts it
-            side = min(width, height)
-            x0, y0 = rng.uniform(0, width - side), rng.uniform(0, height - side)
-            window = box = (x0, y0, x0 + side, y0 + side)
-        elif aug.max_zoom_out > 1.0 and draw < aug.full_view + aug.zoom_out:
+        elif aug.max_zoom_out > 1.0 and aug.full_view <= draw < aug.full_view + aug.zoom_out:
             # whole pixels, so that the canvas and the transformed geometries line up exactly
             z = rng.uniform(1.0, aug.max_zoom_out)
             cw, ch = round(z * width), round(z * height)
@@ -206,8 +202,8 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
             window = (x0, y0, x0 + cw, y0 + ch)
             image = _on_canvas(image, (cw, ch), (-int(x0), -int(y0)))
             box = (0.0, 0.0, float(cw), float(ch))  # the window, in canvas pixels
-        else:
-            side = min(width, height) * rng.uniform(*aug.crop_scale)
+        else:  # a square crop; an elongated chip's whole view is its short side, as evaluation sees it
+            side = min(width, height) * (1.0 if draw < aug.full_view else rng.uniform(*aug.crop_scale))
             x0 = rng.uniform(0, width - side)
             y0 = rng.uniform(0, height - side)
             window = box = (x0, y0, x0 + side, y0 + side)
