@@ -44,8 +44,9 @@ IGNORE_INDEX = 255
 class Augment:
     """Augmentation settings. ``full_view``: probability of using the whole chip (stretched to the
     input size, as the predictor does; for an elongated chip, aspect above
-    :data:`geosam.tiling.MAX_STRETCH`, a random square of its short side, as evaluation
-    predicts it) instead of a random square crop of ``crop_scale`` of the chip's short side. ``zoom_out``: probability of showing the whole chip shrunk by a factor drawn
+    :data:`geosam.tiling.MAX_STRETCH`, a random square of its short side, as evaluation predicts
+    it) instead of a random square crop of ``crop_scale`` of the chip's short side. ``zoom_out``:
+    probability of showing the whole chip shrunk by a factor drawn
     from ``(1, max_zoom_out)`` at a random place on a canvas of its mean colour, so that objects
     appear smaller than any chip shows them (parked aircraft at 15 px); off while ``max_zoom_out``
     is 1."""
