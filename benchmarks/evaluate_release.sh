@@ -3,7 +3,7 @@
 # on chips of DOTA, iSAID and LoveDA held back from training, and on the attribute expressions.
 #
 #   geosam prepare --data-root ../shared/data --out data/triplets --chip-rounds 8    # once (about a minute)
-#   benchmarks/evaluate_release.sh ../shared/data data/triplets eval/                 # about 55 minutes on 2 cores
+#   benchmarks/evaluate_release.sh ../shared/data data/triplets eval/                 # over an hour on 2 cores
 #   MODEL=runs/lite/best.safetensors benchmarks/evaluate_release.sh ...               # a checkpoint instead
 #
 # Each evaluation prints its table; OUT/<name>.json keeps the figures.
