@@ -45,7 +45,7 @@ from geosam.model.checkpoint import (
 from geosam.model.predictor import resolve_device, resolve_precision
 from geosam.model.registry import create
 from geosam.train.distributed import DistInfo, EpochSampler, barrier, init_distributed
-from geosam.train.loss import contact_loss, segmentation_loss
+from geosam.train.loss import LossParts, contact_loss, segmentation_loss
 from geosam.train.metrics import SegmentationMeter
 
 RESUME_FILE = "resume.pt"
@@ -445,7 +445,7 @@ def train(config: TrainConfig) -> TrainResult:
                 if step_in_epoch >= steps_per_epoch:
                     break
                 optimizer.zero_grad(set_to_none=True)
-                parts_sum = np.zeros(5)
+                parts_sum = np.zeros(len(LossParts._fields))
                 for k, batch in enumerate(group):
                     sync = k == len(group) - 1 or not dinfo.enabled
                     ctx = contextlib.nullcontext() if sync else model.no_sync()  # type: ignore[operator]
@@ -480,7 +480,8 @@ def train(config: TrainConfig) -> TrainResult:
                 scheduler.step()
                 global_step += 1
                 step_in_epoch += 1
-                total, ce, dice, presence, contact_part = (float(v) for v in parts_sum / len(group))
+                means = {k: float(v) for k, v in zip(LossParts._fields, parts_sum / len(group), strict=True)}
+                total = means.pop("total")
                 epoch_loss += total
                 epoch_n += 1
                 bar.update(1)
@@ -488,7 +489,7 @@ def train(config: TrainConfig) -> TrainResult:
                 if cfg.log_every and global_step % cfg.log_every == 0:
                     now = time.perf_counter()
                     log({"event": "step", "epoch": epoch, "step": step_in_epoch, "global_step": global_step,
-                         "loss": total, "ce": ce, "dice": dice, "presence": presence, "contact": contact_part,
+                         "loss": total, **means,  # ce, dice, presence, contact
                          "lr": optimizer.param_groups[0]["lr"],
                          "sec_per_step": (now - t_last) / cfg.log_every})
                     t_last = now
