@@ -10,12 +10,15 @@ from __future__ import annotations
 import warnings
 
 import pytest
+import torch
 
 import geosam
 from geosam.data import read_rgb
+from geosam.errors import CheckpointError
 from geosam.evaluation import evaluate, load_dataset
 from geosam.model.build import packaged_weights
 from geosam.model.checkpoint import read_checkpoint
+from geosam.train import build_network
 from tests.tasks_fixtures import EVAL_DATA
 
 
@@ -56,3 +59,12 @@ def test_prompt_changes_the_answer(model: geosam.RemoteSAM) -> None:
     image = read_rgb(table.images["image"].iloc[0])
     ships, courts = model.predict(image, ["ships", "tennis courts"])
     assert (ships >= 0.5).mean() > 0.002 and (courts >= 0.5).mean() < 0.0005
+
+
+def test_training_starts_from_the_packaged_weights_by_name(model: geosam.RemoteSAM) -> None:
+    # `geosam train --init remotesam-lite` fine-tunes the packaged weights without a path to them.
+    net = build_network("remotesam-lite", init="remotesam-lite")
+    served = model.network.state_dict()
+    assert all(torch.equal(value, served[key]) for key, value in net.state_dict().items())
+    with pytest.raises(CheckpointError):
+        build_network("remotesam-lite", init="remotesam-v1")  # a name without packaged weights stays a path

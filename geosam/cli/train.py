@@ -12,8 +12,6 @@ examples:
   torchrun --nproc-per-node 8 -m geosam train --data data/triplets --out runs/lite --precision bf16
   geosam train --data data/triplets --out runs/v1 --model remotesam-v1 --init RemoteSAMv1.pth \\
       --lr 3e-5 --batch-size 2 --lr-mult text_encoder.=0.1
-  geosam train --data my_triplets --out runs/mine --init remotesam-lite --distill \\
-      --epochs 3 --lr 1e-4                # your classes, without forgetting the packaged ones
 
 Ctrl-C (or SIGTERM) stops at the next step and writes OUT/resume.pt; rerun with --resume.
 Writes OUT/config.json, OUT/log.jsonl, OUT/last.safetensors, OUT/best.safetensors, OUT/resume.pt.
@@ -82,11 +80,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--contact-weight", type=float, default=1.0,
                    help="weight of the contact term for networks with a contact head "
                         "(--model-option contact_head=true; geosam.train.loss.contact_loss)")
-    p.add_argument("--distill", nargs="?", const="init", metavar="CHECKPOINT",
-                   help="also pull the answers to prompts of every class towards those of this frozen "
-                        "network (without a value: the --init weights), so that fine-tuning on a few "
-                        "classes does not forget the others (geosam.train.distill)")
-    p.add_argument("--distill-weight", type=float, default=1.0, help="weight of the distillation term")
     p.add_argument("--clip-grad", type=float, help="clip the gradient norm to this value")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="autocast precision (auto: bf16/fp16 on GPU, fp32 on CPU)")
@@ -125,7 +118,6 @@ def run(args: argparse.Namespace) -> int:
         lr_mult=dict(args.lr_mult), freeze=tuple(args.freeze), clip_grad=args.clip_grad,
         presence_weight=args.presence_weight, negative_regions=args.negative_regions,
         seam_weight=args.seam_weight, contact_weight=args.contact_weight,
-        distill=args.distill, distill_weight=args.distill_weight,
         precision=args.precision, device=args.device, threads=args.threads, workers=args.workers,
         seed=args.seed, balance=None if args.no_balance else args.balance, augment=not args.no_augment,
         max_zoom_out=args.max_zoom_out,

@@ -5,7 +5,6 @@ resumable checkpoints and per-epoch validation, over a triplet dataset from :mod
 >>> train(TrainConfig(data="triplets", out="runs/lite", epochs=2))   # doctest: +SKIP
 """
 
-from geosam.train.distill import distillation_loss
 from geosam.train.loss import LossParts, contact_loss, dice_loss, segmentation_loss
 from geosam.train.metrics import SegmentationMeter
 from geosam.train.trainer import TrainConfig, TrainResult, build_network, evaluate_triplets, train
@@ -18,7 +17,6 @@ __all__ = [
     "build_network",
     "contact_loss",
     "dice_loss",
-    "distillation_loss",
     "evaluate_triplets",
     "segmentation_loss",
     "train",

@@ -35,7 +35,6 @@ class LossParts(NamedTuple):
     dice: torch.Tensor
     presence: torch.Tensor
     contact: torch.Tensor
-    distill: torch.Tensor
 
 
 def dice_loss(
@@ -104,8 +103,7 @@ def segmentation_loss(
     dice = dice_loss(logits, target, smooth=smooth, ignore_index=ignore_index, reduction=dice_reduction)
     total = (1 - dice_weight) * ce + dice_weight * dice
     presence = presence_loss(logits, target, ignore_index=ignore_index) if presence_weight else ce.new_zeros(())
-    zero = ce.new_zeros(())  # the contact and distillation terms are added by the trainer
-    return LossParts(total + presence_weight * presence, ce, dice, presence, zero, zero)
+    return LossParts(total + presence_weight * presence, ce, dice, presence, ce.new_zeros(()))
 
 
 def contact_loss(logits: torch.Tensor, contact: torch.Tensor, *, pos_weight: float = 10.0) -> torch.Tensor:

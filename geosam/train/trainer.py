@@ -45,7 +45,6 @@ from geosam.model.checkpoint import (
 )
 from geosam.model.predictor import resolve_device, resolve_precision
 from geosam.model.registry import create, get_spec, list_models
-from geosam.train.distill import ReplayPrompts, Teacher, distillation_loss
 from geosam.train.distributed import DistInfo, EpochSampler, barrier, init_distributed
 from geosam.train.loss import LossParts, contact_loss, segmentation_loss
 from geosam.train.metrics import SegmentationMeter
@@ -99,8 +98,6 @@ class TrainConfig:
     negative_regions: float = 0.0
     seam_weight: float = 1.0
     contact_weight: float = 1.0
-    distill: str | None = None
-    distill_weight: float = 1.0
     find_unused_parameters: bool | None = None
     sync_bn: bool = True
     progress: bool = True
@@ -161,20 +158,6 @@ def weights_path(init: str | os.PathLike[str]) -> Path:
         if packaged is not None:
             return packaged_weights(packaged)
     return Path(init)
-
-
-def build_teacher(path: str, student: PromptSegmenter) -> Teacher:
-    """The frozen network of checkpoint ``path`` at the student's input size, for distillation
-    (:mod:`geosam.train.distill`); its architecture is the checkpoint's own."""
-    path = str(weights_path(path))
-    arch = read_checkpoint(path)[0].get("arch", "") if path.endswith(".safetensors") else "remotesam-v1"
-    net = build_network(arch, input_size=student.input_size, init=path)
-    for attr in ("pixel_mean", "pixel_std", "max_tokens"):
-        if getattr(net, attr) != getattr(student, attr):
-            raise InputError(f"teacher {path} ({arch}) reads its input differently from the student ({attr} "
-                             f"{getattr(net, attr)} vs {getattr(student, attr)}): distil between such networks is "
-                             f"not supported")
-    return Teacher(net)
 
 
 def param_groups(
@@ -352,7 +335,7 @@ def train(config: TrainConfig) -> TrainResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    for name in ("seam_weight", "contact_weight", "distill_weight"):
+    for name in ("seam_weight", "contact_weight"):
         if getattr(cfg, name) < 0:
             raise InputError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     augmentation = Augment(max_zoom_out=cfg.max_zoom_out)  # checks it before any work
@@ -371,12 +354,6 @@ def train(config: TrainConfig) -> TrainResult:
         if dead and dinfo.is_main:
             print(f"geosam train: {len(dead)} parameters get no gradient and stay frozen: {sorted(dead)[:4]} ...")
     _train_mode(net)  # after every parameter is frozen or not
-    teacher: Teacher | None = None
-    if cfg.distill is not None:
-        if cfg.distill == "init" and cfg.init is None:
-            raise InputError("distill='init' distils from the --init weights, but no init checkpoint is given")
-        teacher = build_teacher(cfg.init if cfg.distill == "init" else cfg.distill, net).to(device)  # type: ignore[arg-type]
-        replay = ReplayPrompts(net.max_tokens, seed=cfg.seed * 1009 + dinfo.rank)
 
     train_ds = TripletDataset.for_network(cfg.data, net, list(cfg.train_splits),
                                          augment=augmentation if cfg.augment else False, seed=cfg.seed,
@@ -490,21 +467,10 @@ def train(config: TrainConfig) -> TrainResult:
                     sync = k == len(group) - 1 or not dinfo.enabled
                     ctx = contextlib.nullcontext() if sync else model.no_sync()  # type: ignore[operator]
                     with ctx:
-                        pixels = batch["pixels"].to(device, non_blocking=True)
-                        ids, attn = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-                        n = len(pixels)
-                        if teacher is not None:  # one forward pass over the labelled and the replay prompts
-                            replay_ids, replay_attn = (t.to(device) for t in
-                                                       replay.draw(n, global_step * cfg.accumulate + k))
-                            pixels = torch.cat([pixels, pixels])
-                            ids, attn = torch.cat([ids, replay_ids]), torch.cat([attn, replay_attn])
                         with _autocast(precision, device):
-                            logits, contact = model(pixels, ids, attn, parts=True)
-                            if teacher is not None:
-                                target = teacher(pixels[:n], replay_ids, replay_attn)
-                        if teacher is not None:
-                            logits, replay_logits = logits[:n], logits[n:]
-                            contact = None if contact is None else contact[:n]
+                            logits, contact = model(batch["pixels"].to(device, non_blocking=True),
+                                                    batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                                                    parts=True)
                         pixel_weight = (1.0 + (cfg.seam_weight - 1.0) * batch["seams"].to(device).float()
                                  if cfg.seam_weight != 1.0 else None)
                         parts = segmentation_loss(logits, batch["mask"].to(device), class_weights=cfg.class_weights,
@@ -513,9 +479,6 @@ def train(config: TrainConfig) -> TrainResult:
                         if contact is not None:
                             c = contact_loss(contact, batch["contact"].to(device))
                             parts = parts._replace(total=parts.total + cfg.contact_weight * c, contact=c)
-                        if teacher is not None:
-                            d = distillation_loss(replay_logits, target)
-                            parts = parts._replace(total=parts.total + cfg.distill_weight * d, distill=d)
                         loss = parts.total / len(group)
                         if scaler is not None:
                             scaler.scale(loss).backward()
@@ -543,7 +506,7 @@ def train(config: TrainConfig) -> TrainResult:
                 if cfg.log_every and global_step % cfg.log_every == 0:
                     now = time.perf_counter()
                     log({"event": "step", "epoch": epoch, "step": step_in_epoch, "global_step": global_step,
-                         "loss": total, **means,  # ce, dice, presence, contact, distill
+                         "loss": total, **means,  # ce, dice, presence, contact
                          "lr": optimizer.param_groups[0]["lr"],
                          "sec_per_step": (now - t_last) / cfg.log_every})
                     t_last = now
