@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,20 @@ def test_contact_head_trains_alone_on_a_frozen_network(triplets: Path, tmp_path:
     assert any(not torch.equal(after[k], torch.zeros_like(after[k])) for k in after if k.startswith("contact_head.logit.w"))
     steps = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert all(r["contact"] > 0 for r in steps if r["event"] == "step")
+
+
+def test_training_warns_of_classes_it_will_teach_to_be_empty(triplets: Path, tmp_path: Path) -> None:
+    # On ships alone, "airplanes" is only ever a negative region (a look-alike that must stay empty on
+    # the ships): fine-tuning would teach the network to answer it with nothing (docs/model-card.md,
+    # "fine-tuning on one source forgets the rest"). With every source, aircraft are also shown.
+    init = tmp_path / "init.safetensors"
+    save_checkpoint(build_network("remotesam-lite", input_size=SIZE), init)
+    kw: dict[str, Any] = dict(init=str(init), epochs=1, max_steps=1, train_limit=None, negative_regions=0.5)
+    with pytest.warns(UserWarning, match=r"name .*plane.* only as absent"):
+        train(_config(triplets, tmp_path / "ships", sources=("ships_ge",), **kw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        train(_config(triplets, tmp_path / "all", **kw))
 
 
 def _ddp_worker(rank: int, port: int, config: dict[str, Any], out: str) -> None:

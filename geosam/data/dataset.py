@@ -182,6 +182,20 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         w = counts.to_numpy(float) ** (alpha - 1.0)
         return w / w.sum()
 
+    def negative_only_classes(self) -> list[str]:
+        """Classes that these samples name only as absent: in one-to-zero prompts, or as the
+        look-alikes of negative regions, with no sample in which they are present.
+
+        Trained on such samples a network learns to answer those classes with nothing, everywhere
+        (docs/training.md, "Your own classes")."""
+        kinds = self.samples["kind"]
+        positive = {leaf for c in set(self.samples.loc[kinds != "zero", "class_name"]) if c in VOCABULARY
+                    for leaf in members(c)}
+        named = set(self.samples.loc[kinds == "zero", "class_name"])
+        if self.negative_regions:
+            named |= {o for c in set(self.samples.loc[kinds == "class", "class_name"]) for o in look_alike_classes(c)}
+        return sorted(c for c in named if c in VOCABULARY and not set(members(c)) & positive)
+
     # -- items ----------------------------------------------------------------------------------
     def view(self, index: int, rng: np.random.Generator | None = None) -> View:
         """Sample ``index`` as the network sees it; ``rng`` draws the augmentation (None: none)."""

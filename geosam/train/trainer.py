@@ -359,6 +359,13 @@ def train(config: TrainConfig) -> TrainResult:
                                          augment=augmentation if cfg.augment else False, seed=cfg.seed,
                                          limit=cfg.train_limit, sources=cfg.sources,
                                          negative_regions=cfg.negative_regions)
+    forgotten = [c for c in train_ds.negative_only_classes() if c in train_ds.meta.get("classes", {})]
+    if cfg.init is not None and forgotten and dinfo.is_main:
+        warnings.warn(
+            f"the training samples name {', '.join(forgotten)} only as absent (one-to-zero prompts or negative "
+            f"regions), though the dataset has samples where they are present: the network will learn to answer "
+            f"them with empty masks everywhere and forget what {cfg.init} knew of them (docs/training.md, "
+            f"'Your own classes')", UserWarning, stacklevel=2)
     val_ds: TripletDataset | None = None
     if cfg.val_splits:
         try:
