@@ -134,7 +134,7 @@ def build_network(
         overrides["input_size"] = input_size
     if init is not None:
         init = str(weights_path(init))
-    if init is not None and str(init).endswith(".safetensors"):
+    if init is not None and init.endswith(".safetensors"):
         config, state = read_checkpoint(init)
         if config.get("arch") != name:
             raise CheckpointError(f"{init} holds a {config.get('arch')!r} checkpoint, not {name!r}")
@@ -359,8 +359,9 @@ def train(config: TrainConfig) -> TrainResult:
                                          augment=augmentation if cfg.augment else False, seed=cfg.seed,
                                          limit=cfg.train_limit, sources=cfg.sources,
                                          negative_regions=cfg.negative_regions)
-    forgotten = [c for c in train_ds.negative_only_classes() if c in train_ds.meta.get("classes", {})]
-    if cfg.init is not None and forgotten and dinfo.is_main:
+    forgotten = ([c for c in train_ds.negative_only_classes() if c in train_ds.meta.get("classes", {})]
+                 if cfg.init is not None and dinfo.is_main else [])
+    if forgotten:
         warnings.warn(
             f"the training samples name {', '.join(forgotten)} only as absent (one-to-zero prompts or negative "
             f"regions), though the dataset has samples where they are present: the network will learn to answer "
