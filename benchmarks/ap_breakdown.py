@@ -1,7 +1,13 @@
-"""Where detection (AP50) is lost: each labelled box is found (a predicted box with IoU >= 0.5),
-merged (inside a predicted box that also spans other labelled boxes), loose (covered by a predicted
-box that fits badly) or missed; printed as shares, with the median side of found and missed objects,
-AP50 and counting accuracy.
+"""Where detection (AP50) and pixel overlap (oIoU) are lost against box labels.
+
+Each labelled box is found (a predicted box with IoU >= 0.5), merged (inside a predicted box that
+also spans other labelled boxes), loose (covered by a predicted box that fits badly) or missed;
+printed as shares, with the median side of found and missed objects, AP50 and counting accuracy.
+
+oIoU is printed twice: of the mask as predicted, and of the same mask with the predicted pixels
+inside each labelled box filled out to their own bounding box (``oIoU_filled``). The second uses the
+labels to group pixels, so it is a diagnostic, not a score: it says how much of the oIoU a
+hull-shaped mask loses only because the label of a diagonal ship or aircraft is an axis-aligned box.
 
 ``--labels`` boxes the rasterized labels instead of the model's masks: the AP50 that mask-to-box
 reaches with a perfect mask (touching labelled objects merge there too); ``--labels separated``
@@ -46,6 +52,16 @@ def classify(truth: np.ndarray, pred: np.ndarray) -> list[str]:
     return out
 
 
+def fill_within(mask: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``mask`` with its pixels inside each labelled box (``N x 4``) filled to their bounding box."""
+    out = mask.copy()
+    for x1, y1, x2, y2 in np.round(truth).astype(int):
+        ys, xs = np.nonzero(mask[y1:y2, x1:x2])
+        if len(ys):
+            out[y1 + ys.min() : y1 + ys.max() + 1, x1 + xs.min() : x1 + xs.max() + 1] = True
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
@@ -68,6 +84,7 @@ def main() -> None:
     missed_sides: list[float] = []
     predicted: list[dict[str, np.ndarray]] = []
     true: list[dict[str, np.ndarray]] = []
+    overlap = np.zeros((2, 2), dtype=np.int64)  # [as predicted, filled] x [intersection, union]
     for image, height, width in images[["image", "height", "width"]].itertuples(index=False):
         geoms = list(table.instances_of(image).geometry)
         truth = np.array([g.bounds for g in geoms]).reshape(-1, 4)
@@ -76,6 +93,9 @@ def main() -> None:
         else:
             prob = image_probabilities(model, read_rgb(image), [args.prompt], tile=args.tile or None)[0]
         boxes = mask_to_boxes(prob, 0.5, split=args.split_cores)
+        target = rasterize(geoms, (height, width))
+        for row, mask in enumerate((prob >= 0.5, fill_within(prob >= 0.5, truth))):
+            overlap[row] += (mask & target).sum(), (mask | target).sum()
         predicted.append({"object": boxes})
         true.append({"object": truth})
         labels = classify(truth, boxes[:, :4])
@@ -88,6 +108,8 @@ def main() -> None:
         "objects": n, **{k: round(kinds.count(k) / max(n, 1), 3) for k in ("found", "merged", "loose", "missed")},
         "median_side_found_px": round(float(np.median(found_sides)), 1) if found_sides else None,
         "median_side_missed_px": round(float(np.median(missed_sides)), 1) if missed_sides else None,
+        "oIoU": round(overlap[0, 0] / max(overlap[0, 1], 1), 3),
+        "oIoU_filled": round(overlap[1, 0] / max(overlap[1, 1], 1), 3),
         "AP50": round(detection_ap(predicted, true)["AP50"], 3),
         "count_acc": round(counting_accuracy([len(p["object"]) for p in predicted], [len(t["object"]) for t in true]), 3),
     }))

@@ -46,6 +46,16 @@ def block_windows(stride: int, overlap: int, chunk_hint: int, batch_size: int) -
     return max(k, math.ceil(overlap / stride))  # a block must be at least as long as the overlap
 
 
+def _pad_end(x: da.Array, axis: int, amount: int) -> da.Array:
+    """``x`` with ``amount`` zeros appended along ``axis``, as one chunk: ``da.pad`` cuts the padding
+    into chunks as small as the edge chunk, which for a scene of a few pixels makes a million tasks."""
+    if amount <= 0:
+        return x
+    shape, chunks = list(x.shape), list(x.chunks)
+    shape[axis], chunks[axis] = amount, (amount,)
+    return da.concatenate([x, da.zeros(shape, dtype=x.dtype, chunks=tuple(chunks))], axis=axis)
+
+
 def sliding_segment(
     rgbv: da.Array,
     prompts: Sequence[str],
@@ -72,11 +82,7 @@ def sliding_segment(
         return (c,) * (n - 1) + (c + overlap,)
 
     lead_chunks = ((1,) * n for n in lead)
-    padded = da.pad(
-        rgbv,
-        [(0, 0)] * (nlead + 1) + [(0, padded_h - height), (0, padded_w - width)],
-        mode="constant",
-    )
+    padded = _pad_end(_pad_end(rgbv, -2, padded_h - height), -1, padded_w - width)
     padded = padded.rechunk((*lead_chunks, 4, block_chunks(nby), block_chunks(nbx)))
     ay, ax = nlead + 1, nlead + 2
     ext = padded

@@ -79,6 +79,14 @@ class ModelRef:
     tta: bool = False
     instance: str | None = None
 
+    def __post_init__(self) -> None:
+        # the network's coarsest map is 1/32 of the window; one cell of it cannot be normalised
+        size = self.input_size
+        if size is not None and (
+            isinstance(size, bool) or not isinstance(size, int) or size < 64 or size % 32
+        ):
+            raise InputError(f"input_size must be a multiple of 32 of at least 64, got {size!r}")
+
     def load(self) -> RemoteSAM:
         """Build the predictor (without the cache: use :func:`get_model` in tasks)."""
         if self.instance is not None:

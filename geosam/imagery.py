@@ -10,9 +10,10 @@ How values become 0..255 (``stretch="auto"``), per kind of data:
 ==================================  ==========================================================
 uint8 without scale/offset          as is (aerial imagery such as NAIP)
 a ``scale_factor``/``add_offset``   reflectance = value * scale + offset (``raster:bands`` or the
-attribute, or float data            Sentinel-2 L2A baseline: DN * 1e-4 - 0.1), then reflectance
-                                    0..0.3 -> 0..1, raised to 1/2.2 (gamma 2.2, the display encoding
+attribute, or float data whose      Sentinel-2 L2A baseline: DN * 1e-4 - 0.1), then reflectance
+98th percentile is at most 1.5      0..0.3 -> 0..1, raised to 1/2.2 (gamma 2.2, the display encoding
                                     of linear light, so it looks like aerial photos), x 255
+float data above that               as other integers below, with a warning (not reflectance)
 other integers (uint16 without      linear percentile stretch: the 2nd..98th percentile of all
 scale, e.g. SpaceNet pan)           valid pixels of the three bands together -> 0..255, computed
                                     once over the whole input (every n-th pixel, at most ~1e6)
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal, NamedTuple, TypeAlias
 
@@ -52,6 +54,9 @@ Stretch: TypeAlias = Literal["auto", "none", "reflectance", "percentile"] | tupl
 
 _RGB = ("red", "green", "blue")
 _MAX_STAT_SAMPLES = 1_000_000
+# Float bands without a declared scale count as reflectance only while their 98th percentile stays
+# below this: snow and glint pass 1.0, DN on a 0..255 or 0..10000 scale are far above.
+_MAX_REFLECTANCE = 1.5
 _NODATA_KEYS = ("nodata", "_FillValue", "missing_value", "fill_value")
 
 
@@ -242,7 +247,7 @@ def _auto_stretch(bands: Sequence[xr.DataArray]) -> str:
         return "reflectance"
     dtypes = [_stored_dtype(b) for b in bands]
     if any(np.issubdtype(d, np.floating) for d in dtypes):
-        return "reflectance"
+        return "float"  # reflectance if the values look like it (to_rgb8 samples them)
     if all(d == np.uint8 for d in dtypes):
         return "none"
     return "percentile"
@@ -390,6 +395,21 @@ def to_rgb8(
     kind = _auto_stretch(selected) if stretch == "auto" else stretch
     checked = False
     transfer: Callable[[np.ndarray], np.ndarray]
+    if kind == "float":
+        physical = [_physical(b) for b in selected]
+        low, high = _percentile_range(physical, valid, percentiles, ydim, xdim)
+        checked = True
+        if high <= _MAX_REFLECTANCE:
+            kind = "reflectance"
+        else:
+            warnings.warn(
+                f"float bands reach {high:g} (98th percentile), so they are not reflectance 0..1: "
+                f"stretched by percentile instead; pass stretch='none' for values on 0..255, or "
+                "stretch=(low, high)",
+                UserWarning,
+                stacklevel=2,
+            )
+            kind = (low, high)
     if kind == "none":
         transfer, description = (lambda v: np.clip(v, 0, 255)), "none (values taken as 0..255)"
     elif kind == "reflectance":

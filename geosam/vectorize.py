@@ -49,25 +49,40 @@ class _ChunkShapes:
 
 
 def _foreground(
-    block: np.ndarray, threshold: float, is_mask: bool
+    block: np.ndarray, threshold: float, mask_nodata: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    if is_mask:
+    """Foreground pixels and the probabilities to average; ``mask_nodata`` is ``None`` for
+    probabilities, else the mask's nodata value (NaN if it has none)."""
+    if mask_nodata is not None:
+        odd = np.unique(block[(block != 0) & (block != 1) & (block != mask_nodata)])
+        if odd.size:
+            raise InputError(
+                f"a mask must hold 0 (background) and 1 (object) only, besides its nodata value; "
+                f"found {odd[:5].tolist()}: for imagery run geosam.segment first, for a class map "
+                "select one class, e.g. (labels == 3).astype('uint8')"
+            )
         fg = block == 1
         return fg, np.where(fg, np.nan, 0.0)  # a mask has no probability to average
+    finite = block[np.isfinite(block)]
+    if finite.size and (finite.min() < 0 or finite.max() > 1):
+        raise InputError(
+            f"probabilities must lie in [0, 1], found {finite.min():g}..{finite.max():g}: "
+            "to_geodataframe takes a geosam.segment result (or a 0/1 mask), not imagery"
+        )
     with np.errstate(invalid="ignore"):
         fg = block >= threshold  # NaN (nodata) is never foreground
     return fg, np.where(fg, block, 0.0)
 
 
 def _chunk_shapes(
-    block: np.ndarray, row0: int, col0: int, threshold: float, is_mask: bool
+    block: np.ndarray, row0: int, col0: int, threshold: float, mask_nodata: float | None
 ) -> _ChunkShapes:
     import rasterio.features
     from affine import Affine
     from scipy import ndimage
 
     block = np.asarray(block)
-    fg, prob = _foreground(block.reshape(block.shape[-2:]), threshold, is_mask)
+    fg, prob = _foreground(block.reshape(block.shape[-2:]), threshold, mask_nodata)
     labels, count = ndimage.label(fg)  # default structure: 4-connectivity, as rasterio's shapes
     labels = labels.astype(np.int32)
     pixels = np.bincount(labels.ravel(), minlength=count + 1)
@@ -188,7 +203,13 @@ def to_geodataframe(
             "the result has no CRS (spatial_ref coordinate), so polygons could not be georeferenced"
         )
     ydim, xdim = _spatial_dims(result)
+    if "band" in result.dims:
+        raise InputError(
+            f"the input has a 'band' dimension ({result.sizes['band']} bands): to_geodataframe takes "
+            "the probability or mask that geosam.segment returns, not imagery"
+        )
     is_mask = np.issubdtype(result.dtype, np.integer) or result.dtype == bool
+    mask_nodata = float(result.attrs.get("nodata", np.nan)) if is_mask else None
     transform = result.rio.transform(recalc=True)
 
     others = [d for d in result.dims if d not in (ydim, xdim)]
@@ -207,7 +228,7 @@ def to_geodataframe(
             int(row_starts[index[-2]]),
             int(col_starts[index[-1]]),
             float(threshold),
-            is_mask,
+            mask_nodata,
         )
         for index in np.ndindex(*blocks.shape)
     ]

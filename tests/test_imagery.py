@@ -82,6 +82,17 @@ def test_rioxarray_masked_float_is_treated_as_its_stored_uint8() -> None:
     assert rgb.valid.values.sum() <= plain.valid.values.sum()
 
 
+def test_float_dn_are_not_taken_for_reflectance() -> None:
+    # float bands on a 0..255 scale (a common .astype("float32")) used to saturate to white
+    raster = rioxarray.open_rasterio(LANDSAT).astype("float32")
+    with pytest.warns(UserWarning, match="not reflectance"):
+        rgb = to_rgb8(raster)
+    image, valid = rgb.image.values, rgb.valid.values
+    assert image[valid].std() > 40 and (image[valid] < 255).mean() > 0.9
+    plain = to_rgb8(rioxarray.open_rasterio(LANDSAT)).image.values.astype(float)
+    assert np.corrcoef(image[valid].ravel(), plain[valid].ravel())[0, 1] > 0.95
+
+
 def test_four_band_rgbn_raster_uses_the_first_three() -> None:
     path = DATA / "naip" / "naip_20140720.tif"
     rgb = to_rgb8(rioxarray.open_rasterio(path))

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import geosam
+from geosam.distributed import ModelRef
 from geosam.errors import InputError, ModelNotFoundError, PromptError
 from geosam.model import RemoteSAM, create
 from geosam.model.predictor import resolve_device, resolve_precision
@@ -113,7 +114,8 @@ def test_bad_images_are_named(model: RemoteSAM, bad: object, match: str) -> None
 
 @pytest.mark.parametrize(
     ("prompts", "match"),
-    [("", "empty"), ("   ", "empty"), ([], "no prompts"), (["ok", 3], "string"), (None, "string")],
+    [("", "empty"), ("   ", "empty"), ([], "no prompts"), (["ok", 3], "string"), (None, "string"),
+     (b"ships", "bytes")],
 )
 def test_bad_prompts_are_named(
     model: RemoteSAM, image: np.ndarray, prompts: object, match: str
@@ -138,6 +140,25 @@ def test_device_and_precision_resolution() -> None:
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("int8", torch.device("cpu"))
+
+
+def test_bad_devices_and_batch_sizes_are_named(model: RemoteSAM, image: np.ndarray) -> None:
+    with pytest.raises(InputError, match="unknown device 'gpu'"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no usable CUDA"):
+            resolve_device("cuda")
+    for bad in (-1, 0, 2.5, True):
+        # -1 used to return uninitialised memory as probabilities
+        with pytest.raises(InputError, match="batch_size"):
+            RemoteSAM(model.network, device="cpu", batch_size=bad)  # type: ignore[arg-type]
+        with pytest.raises(InputError, match="batch_size"):
+            pixels = model.preprocess(image[None])
+            next(model.pair_probabilities(pixels, ["ships"], batch_size=bad))  # type: ignore[arg-type]
+    assert RemoteSAM(model.network, device="cpu", batch_size=np.int64(3)).batch_size == 3
+    for size in (7, 32, 100):
+        with pytest.raises(InputError, match="input_size"):
+            ModelRef(input_size=size)
 
 
 def test_unknown_model_name_lists_registered_models() -> None:

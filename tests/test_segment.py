@@ -213,6 +213,15 @@ def test_scene_smaller_than_window_is_padded(fast_model: RemoteSAM) -> None:
     assert np.isfinite(out.values).all()
 
 
+def test_scene_of_a_few_pixels_stays_a_small_graph(fast_model: RemoteSAM) -> None:
+    # a tiny bbox gives a 2 x 2 scene; padding it to one window used to cut the padding into
+    # 1-pixel chunks: 260,000 tasks and minutes of scheduling for four pixels
+    tiny = naip_scene(chunks=256).isel(x=slice(0, 2), y=slice(0, 2))
+    out = geosam.segment(tiny, "ponds", model=fast_model)
+    assert len(out.data.__dask_graph__()) < 100
+    assert out.shape == (2, 2) and np.isfinite(out.values).all()
+
+
 def test_nan_input_becomes_nan_output(fast_model: RemoteSAM) -> None:
     scene = naip_scene(chunks=256).astype("float32")
     holes = (scene.x > scene.x[300]) & (scene.x < scene.x[340]) & (scene.y > scene.y[100])

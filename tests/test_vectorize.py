@@ -147,3 +147,15 @@ def test_bad_input(probability: xr.DataArray) -> None:
         geosam.to_geodataframe(probability, threshold=2)
     with pytest.raises(InputError, match="DataArray"):
         geosam.to_geodataframe(probability.to_dataset())  # type: ignore[arg-type]
+
+
+def test_imagery_and_class_maps_are_not_taken_for_results(probability: xr.DataArray) -> None:
+    image = naip_scene(chunks=256)
+    with pytest.raises(InputError, match="'band' dimension"):
+        geosam.to_geodataframe(image)
+    with pytest.raises(InputError, match=r"\[0, 1\]"):  # one band of uint8 imagery, as floats
+        geosam.to_geodataframe(image.isel(band=0).astype("float32"))
+    classes = (probability * 5).astype("uint8")  # a class map, values 0..4
+    with pytest.raises(InputError, match="select one class"):
+        geosam.to_geodataframe(classes)
+    assert len(geosam.to_geodataframe((classes == 4).astype("uint8"))) > 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Sequence
+from numbers import Integral
 from typing import Literal, overload
 
 import numpy as np
@@ -41,15 +42,44 @@ def names_a_direction(prompt: str) -> bool:
     return _DIRECTION.search(prompt) is not None
 
 
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks cuda, then mps, then cpu; anything else is passed to ``torch.device``."""
-    if str(device) != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """``"auto"`` picks cuda, then mps, then cpu; anything else must name a device this machine has.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if _mps_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(
+            f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from None
+    # torch only fails on the first tensor moved there, with an assertion about its build
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            f"device {str(device)!r}: this machine has no usable CUDA GPU (torch "
+            f"{torch.__version__}); use device='cpu' or 'auto'"
+        )
+    if resolved.type == "mps" and not _mps_available():
+        raise InputError(f"device {str(device)!r}: MPS is not available here; use 'cpu' or 'auto'")
+    return resolved
+
+
+def check_batch_size(batch_size: int | None) -> int | None:
+    """``batch_size`` if it is ``None`` or a positive integer, else an :class:`InputError`."""
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1
+    ):
+        raise InputError(f"batch_size must be a positive integer (or None), got {batch_size!r}")
+    return None if batch_size is None else int(batch_size)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -131,7 +161,7 @@ class RemoteSAM(TaskMixin):
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.name = name or network.arch
-        self.batch_size = batch_size or (8 if self.device.type == "cuda" else 2)
+        self.batch_size = check_batch_size(batch_size) or (8 if self.device.type == "cuda" else 2)
         self.tta = tta
         self.unite_groups = unite_groups
         network.eval()
@@ -262,7 +292,7 @@ class RemoteSAM(TaskMixin):
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         text = self.encode_prompts(prompts)
         mirror = torch.tensor([self.tta and not names_a_direction(p) for p in prompts])
-        batch = batch_size or self.batch_size
+        batch = check_batch_size(batch_size) or self.batch_size
         b, p = pixels.shape[0], len(prompts)
         img_idx = torch.arange(b).repeat_interleave(p)
         prompt_idx = torch.arange(p).repeat(b)

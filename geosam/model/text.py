@@ -38,6 +38,8 @@ def normalize_prompts(prompts: str | Sequence[str]) -> tuple[list[str], bool]:
     """
     single = isinstance(prompts, str)
     items = [prompts] if single else prompts
+    if isinstance(prompts, bytes | bytearray):  # a Sequence of ints, which would pass below
+        raise PromptError(f"prompts must be str, not bytes: decode them first ({prompts!r})")
     if not single and not isinstance(prompts, Sequence):
         raise PromptError(
             f"prompts must be a string or a list of strings, got {type(prompts).__name__}"
