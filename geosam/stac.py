@@ -13,7 +13,12 @@ arrays on one grid, with a ``time`` dimension and the CRS as a CF ``spatial_ref`
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import json
+import math
+import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC
@@ -35,7 +40,13 @@ from shapely.geometry import box, shape
 from urllib3.util.retry import Retry
 
 from geosam._stac_bands import BandPlan, plan_bands, scale_offset
-from geosam.errors import CollectionNotFoundError, InputError, NoItemsError, StacServerError
+from geosam.errors import (
+    CollectionNotFoundError,
+    GeosamError,
+    InputError,
+    NoItemsError,
+    StacServerError,
+)
 
 __all__ = ["DEFAULT_CHUNKS", "StacSource", "open_stac", "search_items"]
 
@@ -83,7 +94,16 @@ def _search_parameters(
         ).get_parameters()
     except Exception as err:  # pystac-client raises bare Exception for bad datetimes
         raise InputError(f"invalid search arguments (datetime={datetime!r}): {err}") from err
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+    params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+    # checked here, not left to the server: an API answers 400 and a static source would match nothing
+    start, end = _time_range(params)
+    if start is not None and end is not None and start > end:
+        raise InputError(
+            f"datetime={datetime!r} is an interval whose start ({np.datetime_as_string(start, 's')}) "
+            f"is after its end ({np.datetime_as_string(end, 's')}); "
+            "write it as 'start/end', e.g. '2010/2020'"
+        )
+    return params
 
 
 def _source_name(source: object) -> str:
@@ -114,17 +134,43 @@ def _stac_io(retries: int, backoff: float, timeout: float) -> StacApiIO:
     return StacApiIO(max_retries=retry, timeout=timeout)
 
 
-def _server_error(url: str, err: Exception, retries: int) -> StacServerError:
+def _api_error(
+    url: str,
+    err: Exception,
+    retries: int,
+    request: str,
+    params: Mapping[str, Any] | None = None,
+    server: str = "STAC API",
+) -> GeosamError:
+    """The geosam error for a failed request to ``url``: what was asked, what the server answered.
+
+    A 4xx answer (other than 429) rejects the request itself, so it is the caller's input that is wrong
+    (an :class:`InputError` with the server's message); it is sent once, never retried. Connection
+    failures, 429 and the 5xx of ``_RETRY_STATUSES`` were retried before this; other statuses were not,
+    and the message says only what is true.
+    """
     status = getattr(err, "status_code", None)
-    what = f"answered HTTP {status}" if status else "could not be reached"
-    return StacServerError(f"STAC API {url} {what} after {retries} retries with backoff: {err}")
+    if status is not None and 400 <= status < 500 and status != 429:
+        hint = ""
+        bbox = (params or {}).get("bbox")
+        if bbox and bbox[0] > bbox[2]:
+            hint = (
+                f"; note: bbox {bbox} has west > east, which STAC reads as a box crossing the "
+                "antimeridian (almost all longitudes here): swap west and east if that is not meant"
+            )
+        return InputError(f"{server} {url} rejected {request} (HTTP {status}): {err}{hint}")
+    retried = f" after {retries} retries with backoff"
+    if status is None:
+        return StacServerError(f"{server} {url} could not be reached{retried} ({request}): {err}")
+    retried = retried if status in _RETRY_STATUSES else ""
+    return StacServerError(f"{server} {url} answered HTTP {status} to {request}{retried}: {err}")
 
 
 def _open_client(url: str, retries: int, backoff: float, timeout: float) -> Client:
     try:
         return Client.open(url, stac_io=_stac_io(retries, backoff, timeout))
     except APIError as err:
-        raise _server_error(url, err, retries) from err
+        raise _api_error(url, err, retries, "the request for its landing page") from err
     except (ValueError, KeyError, pystac.STACError) as err:
         raise StacServerError(f"{url} did not answer as a STAC API or catalog: {err}") from err
 
@@ -147,7 +193,9 @@ def _check_api_collections(
         if getattr(err, "status_code", None) == 404:
             missing, available = list(collections), []
         else:
-            raise _server_error(url, err, retries) from err
+            raise _api_error(
+                url, err, retries, f"the request for collection(s) {list(collections)}"
+            ) from err
     if missing:
         raise CollectionNotFoundError(
             f"STAC API {url} has no collection(s) {missing}; available: {', '.join(available[:50]) or 'none listed'}"
@@ -182,7 +230,9 @@ def _search_api(
             items = _filter_items(client.get_items(recursive=True), params, url)
             items = items[:max_items] if max_items else items
     except APIError as err:
-        raise _server_error(url, err, retries) from err
+        filters = ", ".join(f"{k}={v}" for k, v in params.items())
+        request = f"the search with {filters}" if filters else "the search"
+        raise _api_error(url, err, retries, request, params) from err
     if not items:
         hint = _extent_hint((c.id, c.extent) for c in collections)
         raise NoItemsError(f"no STAC items matched the search of {_describe(url, params)}{hint}")
@@ -284,16 +334,52 @@ _STATIC_SUFFIXES = (".json", ".geojson", ".ndjson", ".jsonl")
 def _read_static(href: str, stac_io: StacApiIO | None = None) -> list[pystac.Item]:
     """Items of a static STAC file: a local path, or a URL whose first read goes through ``stac_io``
     (with retries); links below it are followed with pystac's own reader."""
+    obj: object = None
     try:
         text = stac_io.read_text(href) if stac_io else Path(href).read_text()
         if href.endswith((".ndjson", ".jsonl")):
             lines = (line for line in text.splitlines() if line.strip())
-            return [pystac.Item.from_dict(json.loads(line)) for line in lines]
-        return _items_of(pystac.read_dict(json.loads(text), href=href))
+            items = [pystac.Item.from_dict(json.loads(line)) for line in lines]
+        else:
+            obj = pystac.read_dict(json.loads(text), href=href)
+            items = _items_of(obj)
     except (pystac.STACError, ValueError, KeyError) as err:
         raise InputError(
             f"{href} is not a STAC catalog, collection, item collection or item: {err}"
         ) from err
+    if not items:
+        raise _no_items_error(obj, href, None if stac_io else Path(href).parent)
+    return items
+
+
+def _no_items_error(
+    obj: object, href: str | None = None, directory: Path | None = None
+) -> NoItemsError:
+    """Say that a source holds no items at all, rather than blaming the filters for matching none.
+
+    A ``collection.json`` written for a STAC API (``write_api_files``, ``demo_catalog``) has no links by
+    design: its items are in the ``.ndjson`` file beside it, which is named when ``directory`` has one.
+    """
+    if isinstance(obj, pystac.Catalog):
+        what = f"STAC {type(obj).__name__} {obj.id!r}"
+        message = f"{href} ({what})" if href else what
+        message += " links no items (no 'item' links, nor child catalogs that have any)"
+    else:
+        message = f"{href or 'the ItemCollection'} holds no STAC items"
+    siblings = sorted(
+        p
+        for p in (directory.iterdir() if directory is not None and directory.is_dir() else ())
+        if p.suffix in (".ndjson", ".jsonl")
+    )
+    if siblings and isinstance(obj, pystac.Catalog):
+        message += (
+            f". Its items are probably in {siblings[0]}: a collection.json beside an items.ndjson is "
+            "the pair a STAC API loads (written by geosam.stac_catalog.write_api_files and "
+            "geosam.sample_data.demo_catalog), not a static catalog. Open the items file instead, "
+            f"geosam.open_stac({str(siblings[0])!r}, ...), or serve the pair with "
+            "geosam.stac_server.serve_rustac"
+        )
+    return NoItemsError(message)
 
 
 def _read_local(path: Path) -> list[pystac.Item]:
@@ -346,7 +432,7 @@ def search_items(
                 _read_static(url, _stac_io(retries, backoff, timeout)), params, url
             )
         except APIError as err:
-            raise _server_error(url, err, retries) from err
+            raise _api_error(url, err, retries, "the request", server="web server") from err
         return items[:max_items] if max_items else items
     if _is_url(source):
         return _search_api(str(source), params, max_items, retries, backoff, timeout)
@@ -354,7 +440,10 @@ def search_items(
         path = Path(str(source).removeprefix("file://"))
         items = _filter_items(_read_local(path), params, str(source))
     elif isinstance(source, pystac.ItemCollection | pystac.Catalog):
-        items = _filter_items(_items_of(source), params, source)
+        items = _items_of(source)
+        if not items:
+            raise _no_items_error(source)
+        items = _filter_items(items, params, source)
     elif (
         isinstance(source, Sequence)
         and not isinstance(source, str)
@@ -434,6 +523,69 @@ def _native_anchor(item: pystac.Item) -> Any:
     return xy_((transform[2] / abs(transform[0])) % 1.0, (transform[5] / abs(transform[4])) % 1.0)
 
 
+# odc.stac.load (odc-stac 0.5) also reads these from its **kw, outside its signature.
+_ODC_LOAD_KW = frozenset({"nodata", "use_overviews", "align", "debug"})
+# datacube-style names odc.stac.load takes for arguments that open_stac names (and sets) itself
+_ODC_LOAD_ALIASES = {"measurements": "bands", "output_crs": "crs"}
+
+
+@functools.cache
+def _keywords() -> tuple[frozenset[str], frozenset[str]]:
+    """open_stac's own keyword names, and those it may pass on to odc.stac.load."""
+
+    def named(func: Any) -> set[str]:
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return {p.name for p in inspect.signature(func).parameters.values() if p.kind in kinds}
+
+    own = named(open_stac) - {"source"}
+    return frozenset(own), frozenset((named(odc.stac.load) | _ODC_LOAD_KW) - own - {"items"})
+
+
+def _check_load_kwargs(load_kwargs: Mapping[str, Any]) -> None:
+    """Refuse keywords that neither open_stac nor odc.stac.load knows.
+
+    odc.stac.load takes ``**kw`` and silently ignores names it does not read, so a misspelt
+    ``collection=`` would otherwise load every collection of the source onto one huge grid.
+    """
+    own, passed_on = _keywords()
+    unknown = [name for name in load_kwargs if name not in passed_on]
+    if not unknown:
+        return
+    hints, guessed = [], True
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(own | passed_on), n=1)
+        if name in _ODC_LOAD_ALIASES:
+            hints.append(f"{name!r} (open_stac calls it {_ODC_LOAD_ALIASES[name]!r})")
+        elif close:
+            hints.append(f"{name!r} (did you mean {close[0]!r}?)")
+        else:
+            hints.append(repr(name))
+            guessed = False
+    message = f"open_stac() got unexpected keyword argument(s) {', '.join(hints)}"
+    if not guessed:
+        message += (
+            f"; besides its own arguments ({', '.join(sorted(own))}) it passes only these on to "
+            f"odc.stac.load: {', '.join(sorted(passed_on))}"
+        )
+    raise TypeError(message)
+
+
+def _check_resolution(resolution: object) -> None:
+    """A pixel size must be a positive finite number (odc-geo asserts on 0 and flips axes on < 0)."""
+    if resolution is None:
+        return
+    if (
+        isinstance(resolution, bool)
+        or not isinstance(resolution, numbers.Real)
+        or not math.isfinite(resolution)
+        or resolution <= 0
+    ):
+        raise InputError(
+            "resolution must be a positive number (the pixel size in units of the output CRS, "
+            f"metres for UTM), got {resolution!r}"
+        )
+
+
 def open_stac(
     source: StacSource,
     *,
@@ -470,10 +622,15 @@ def open_stac(
 
     The CRS is a CF ``spatial_ref`` coordinate: ``ds.odc.crs`` and ``ds.rio.crs`` both work.
 
+    A keyword neither open_stac nor odc.stac.load knows raises ``TypeError`` (naming the closest one);
+    a server answering 4xx to the search raises :class:`~geosam.errors.InputError` with its message.
+
     >>> ds = open_stac(items, bands=["red", "green", "blue", "nir"])    # doctest: +SKIP
     >>> ds = open_stac("https://earth-search.aws.element84.com/v1", collections="sentinel-2-l2a",
     ...                bbox=[11.0, 46.0, 11.1, 46.1], datetime="2023-07")   # doctest: +SKIP
     """
+    _check_load_kwargs(load_kwargs)
+    _check_resolution(resolution)
     items = search_items(
         source,
         collections=collections,
@@ -494,7 +651,7 @@ def open_stac(
     if crs is not None:
         grid["crs"] = crs
     if resolution is not None:
-        grid["resolution"] = resolution
+        grid["resolution"] = float(resolution)  # odc-geo refuses numpy scalars such as float32
     if crs is None and resolution is None and not {"anchor", "geobox", "like"} & set(load_kwargs):
         anchor = _native_anchor(plan.items[0])
         if anchor is not None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dask.array as dsa
@@ -323,6 +325,137 @@ def test_transient_503_is_retried_and_succeeds(flaky_stac_proxy: LoopbackServer)
     items = search_items(flaky_stac_proxy.url, collections=["naip-test"], retries=3, backoff=0.01)
     assert len(items) == 3
     assert flaky_stac_proxy.hits >= 3  # two 503s, then answered
+
+
+class _StatusServer(ThreadingHTTPServer):
+    """A loopback server answering every request with one HTTP status and a STAC API error body."""
+
+    daemon_threads = True
+
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(("127.0.0.1", 0), _StatusHandler)
+        self.status, self.description, self.hits = status, description, 0
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _StatusHandler(BaseHTTPRequestHandler):
+    server: _StatusServer
+
+    def _answer(self) -> None:
+        self.server.hits += 1
+        body = json.dumps({"code": "Error", "description": self.server.description}).encode()
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def status_server(request: pytest.FixtureRequest) -> Iterator[_StatusServer]:
+    server = _StatusServer(*request.param)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("status_server", [(400, "malformed request")], indirect=True)
+def test_client_error_is_input_sent_once(status_server: _StatusServer) -> None:
+    # a 4xx rejects the request: the caller's input, not a server failure, and nothing is retried
+    with pytest.raises(InputError, match=r"rejected .*\(HTTP 400\).*malformed request") as info:
+        open_stac(status_server.url, collections=["naip-test"], retries=3, backoff=0.01)
+    assert not isinstance(info.value, StacServerError)
+    assert "retries" not in str(info.value)
+    assert status_server.hits == 1
+
+
+@pytest.mark.parametrize("status_server", [(501, "search not implemented")], indirect=True)
+def test_server_error_not_retried_does_not_claim_retries(status_server: _StatusServer) -> None:
+    with pytest.raises(StacServerError, match=r"HTTP 501.*search not implemented") as info:
+        open_stac(status_server.url, collections=["naip-test"], retries=3, backoff=0.01)
+    assert "retries" not in str(info.value)
+    assert status_server.hits == 1
+
+
+def test_search_rejected_by_the_api_names_the_search(rustac_url: str) -> None:
+    # rustac refuses west > east (pgstac reads it as crossing the antimeridian, so rustac only);
+    # geosam sends it: STAC allows such a bbox, and the server's own message is kept
+    bbox = [-99.13, 47.00, -99.16, 47.03]
+    with pytest.raises(
+        InputError, match=r"rejected the search with bbox=.*HTTP 400.*invalid bbox"
+    ) as info:
+        open_stac(rustac_url, collections=["naip-test"], bbox=bbox)
+    assert not isinstance(info.value, StacServerError)
+    assert "swap west and east" in str(info.value) and "retries" not in str(info.value)
+
+
+def test_reversed_datetime_interval_is_refused_locally(
+    failing_stac_server: LoopbackServer,
+) -> None:
+    reversed_pair = (dt.datetime(2020, 1, 1), dt.datetime(2010, 1, 1))
+    for datetime in ("2020/2010", reversed_pair):
+        with pytest.raises(InputError, match=r"start \(2020-01-01T00:00:00\) is after its end"):
+            open_stac(naip_items(), datetime=datetime)
+    with pytest.raises(InputError, match=r"datetime='2020/2010'"):
+        open_stac(failing_stac_server.url, collections=["naip-test"], datetime="2020/2010")
+    assert failing_stac_server.hits == 0  # refused before any request
+    assert open_stac(naip_items(), datetime="2010/2020").sizes["time"] == 2
+
+
+@pytest.mark.parametrize("resolution", [0, -5, float("nan"), "10", True])
+def test_resolution_must_be_a_positive_number(resolution: object) -> None:
+    with pytest.raises(
+        InputError, match=rf"resolution must be a positive number.*got {resolution!r}"
+    ):
+        open_stac(naip_items(), resolution=resolution)  # type: ignore[arg-type]
+
+
+def test_numpy_resolution_is_accepted() -> None:
+    ds = open_stac(naip_items()[:1], resolution=np.float32(10))  # type: ignore[arg-type]
+    assert ds.odc.geobox.resolution.x == pytest.approx(10)
+
+
+def test_misspelt_keyword_is_refused_with_a_suggestion(
+    failing_stac_server: LoopbackServer,
+) -> None:
+    # odc.stac.load ignores keywords it does not know: collection= would load every collection
+    with pytest.raises(TypeError, match=r"'collection' \(did you mean 'collections'\?\)"):
+        open_stac(failing_stac_server.url, collection=["naip-test"])
+    assert failing_stac_server.hits == 0  # refused before any request
+    with pytest.raises(TypeError, match=r"'measurements' \(open_stac calls it 'bands'\)"):
+        open_stac(naip_items(), measurements=["red"])
+    with pytest.raises(TypeError, match=r"'zzz'; besides its own arguments .* resampling"):
+        open_stac(naip_items(), zzz=1)
+    # odc.stac.load's own keywords, in its signature or read from its **kw, still pass
+    ds = open_stac(naip_items()[:1], resampling="bilinear", nodata=0, use_overviews=False)
+    assert ds.red.attrs["nodata"] == 0
+
+
+def test_api_load_collection_file_points_to_its_items(tmp_path: Path) -> None:
+    files = sample_data.demo_catalog(tmp_path).collections["naip"]
+    # collection.json of the API load pair links no items: say so and name items.ndjson
+    message = r"Collection 'naip'\) links no items.*naip/items\.ndjson"
+    with pytest.raises(NoItemsError, match=message):
+        open_stac(files.collection, collections=["naip"])
+    with pytest.raises(NoItemsError, match=message):
+        open_stac(files.collection)
+    ds = open_stac(files.items, collections=["naip"])
+    # the four 512 x 512 crops' origins differ by up to 2 m: one grid of 514 x 513 pixels holds them
+    assert dict(ds.sizes) == {"time": 4, "y": 513, "x": 514}
+    assert ds.odc.geobox.resolution.x == 5.0
+    with pytest.raises(NoItemsError, match="holds no STAC items"):
+        open_stac(pystac.ItemCollection([]))
 
 
 # ---------------------------------------------------------------- built-in sample data
