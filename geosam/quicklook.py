@@ -1,7 +1,7 @@
 """A PNG quicklook of a segmentation: the scene in RGB with the probability drawn over it.
 
 >>> from geosam.quicklook import quicklook
->>> quicklook(ds, prob, "ponds.png")                      # doctest: +SKIP
+>>> quicklook(ds, prob, "water.png")                      # doctest: +SKIP
 """
 
 from __future__ import annotations

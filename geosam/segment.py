@@ -2,8 +2,8 @@
 
 >>> import geosam
 >>> ds = geosam.open_stac(url, collections=["naip"], bbox=bbox)          # doctest: +SKIP
->>> prob = geosam.segment(ds, "ponds")            # lazy (time, y, x) float32 # doctest: +SKIP
->>> mask = ds.remotesam.segment(["ponds", "roads"], threshold=0.5)      # doctest: +SKIP
+>>> prob = geosam.segment(ds, "water")            # lazy (time, y, x) float32 # doctest: +SKIP
+>>> mask = ds.remotesam.segment(["water", "roads"], threshold=0.5)      # doctest: +SKIP
 
 The scene is cut into windows of the model's input size that overlap and are blended with cosine
 weights (see :mod:`geosam.tiling` and :mod:`geosam._sliding`), so the result does not depend on the

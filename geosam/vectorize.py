@@ -8,10 +8,10 @@ its four edges. The merge step then links labels that face each other across a c
 object (exact, since the pieces share integer edges), and only then maps coordinates into the scene's
 CRS. Memory is bounded by one chunk plus the polygons themselves.
 
->>> prob = geosam.segment(ds, "ponds")                                   # doctest: +SKIP
+>>> prob = geosam.segment(ds, "water")                                   # doctest: +SKIP
 >>> gdf = to_geodataframe(prob, threshold=0.5)                            # doctest: +SKIP
 >>> gdf.columns.tolist()   # ['prompt', 'time', 'score', 'pixels', 'area', 'geometry']
->>> gdf.to_parquet("ponds.parquet")                                      # GeoParquet, CRS kept
+>>> gdf.to_parquet("water.parquet")                                      # GeoParquet, CRS kept
 """
 
 from __future__ import annotations

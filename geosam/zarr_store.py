@@ -10,9 +10,9 @@ again (same result description, checked through the ``geosam_job`` attribute) sk
 and completes the store. :func:`open_result` refuses incomplete stores, so a partial result is never
 presented as complete.
 
->>> prob = geosam.segment(ds, "ponds")                                    # doctest: +SKIP
->>> to_zarr(prob, "ponds.zarr")            # resumes if ponds.zarr holds the same, unfinished job
->>> open_result("ponds.zarr").rio.crs      # CRS.from_epsg(26914)
+>>> prob = geosam.segment(ds, "water")                                    # doctest: +SKIP
+>>> to_zarr(prob, "water.zarr")            # resumes if water.zarr holds the same, unfinished job
+>>> open_result("water.zarr").rio.crs      # CRS.from_epsg(26914)
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ Thin methods over the plain functions :func:`geosam.segment`, :func:`geosam.to_g
 :func:`geosam.to_zarr`:
 
 >>> import geosam
->>> prob = ds.remotesam.segment("ponds")                     # doctest: +SKIP
+>>> prob = ds.remotesam.segment("water")                     # doctest: +SKIP
 >>> gdf = prob.remotesam.to_geodataframe(threshold=0.5)      # doctest: +SKIP
->>> prob.remotesam.to_zarr("ponds.zarr")                     # doctest: +SKIP
+>>> prob.remotesam.to_zarr("water.zarr")                     # doctest: +SKIP
 """
 
 from geosam.accessors._remotesam import RemoteSAMArrayAccessor, RemoteSAMDatasetAccessor
