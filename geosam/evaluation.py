@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,8 @@ FORMATS = ("coco", "yolo", "dota", "mask")
 
 #: Images with a side above this many pixels are predicted in windows (see the module docstring).
 DEFAULT_TILE = 1024
+#: The smallest window (``tile``), as in :func:`geosam.segment`.
+MIN_TILE = 16
 
 
 @dataclass
@@ -276,6 +279,21 @@ def image_probabilities(
 # -- evaluation ----------------------------------------------------------------------------------
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _check_threshold(threshold: float) -> None:
+    """Refuse a threshold that is no probability below 1: masks are ``prob > threshold``, so at 1 or
+    above every mask is empty and every score silently 0."""
+    try:
+        ok = 0.0 <= float(threshold) < 1.0  # NaN fails too
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f"threshold must be a probability in [0, 1), got {threshold!r}")
+
+
 @dataclass
 class _Tally:
     inter: list[int] = field(default_factory=list)
@@ -313,7 +331,16 @@ def evaluate(
     from geosam.data.rasterize import rasterize
 
     read = read_image or read_rgb
+    _check_threshold(threshold)
     check_split(split, threshold)
+    if tile is not None and not (_is_int(tile) and tile >= MIN_TILE):
+        raise InputError(
+            f"tile must be None (every image whole) or an integer >= {MIN_TILE}, got {tile!r}"
+        )
+    if limit is not None and not (_is_int(limit) and limit >= 1):
+        raise InputError(f"limit must be a positive number of images, got {limit!r}")
+    # a repeated negative would be counted twice per image (a rate above 1); a string is one prompt
+    negatives = [negatives] if isinstance(negatives, str) else list(dict.fromkeys(negatives))
     images = table.images if limit is None else table.images.head(limit)
     if len(images) == 0:
         raise InputError("the data set holds no images")
@@ -323,8 +350,13 @@ def evaluate(
     unknown = unknown_categories(list(dict.fromkeys([*names, *prompts])), set(present))
     if unknown:
         raise InputError(
-            f"--prompt names categories that are not in the data: {', '.join(unknown)}; "
-            f"categories: {', '.join(present) or 'none'}"
+            f"categories not in the data: {', '.join(unknown)}; its categories: "
+            f"{', '.join(present) or 'none'}"
+        )
+    unscored = [c for c in prompts if c not in names]
+    if unscored:  # their prompts would be silently unused
+        raise InputError(
+            f"prompts are given for {', '.join(unscored)}, which categories={list(names)} leaves out"
         )
     text = {c: prompts.get(c) or default_prompt(c) for c in names}
     if not names and not negatives:
@@ -421,6 +453,7 @@ def evaluate_referring(
     from geosam.tasks.referring import refer
     from geosam.train.metrics import SegmentationMeter
 
+    _check_threshold(threshold)
     meter = SegmentationMeter()
     kinds, sources = dataset.samples["kind"].tolist(), dataset.samples["source"].tolist()
     unite_groups, model.unite_groups = model.unite_groups, resolve and model.unite_groups

@@ -74,7 +74,8 @@ def test_segment_raster_resumes_and_refuses_other_jobs(
         *FAST,
     ]
     assert main([*other, "--out", str(out)]) == 1
-    assert "overwrite" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "add --overwrite" in err and "overwrite=True" not in err  # CLI advice, not Python's
     assert main([*other, "--out", str(out), "--overwrite"]) == 0
     assert str(geosam.open_result(out)["prompt"].item()) == "roads"
 
@@ -90,6 +91,89 @@ def test_segment_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "no such file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["segment", "--raster", "x.tif", "--out", out])  # --prompt is required
+
+
+RASTER = str(naip_paths()[-1])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--bands", "1", "2", "--resolution", "10", "--bbox", "10", "10", "5", "5"],
+         "--bbox, --bands, --resolution only apply to --stac"),
+        (["--collection", "naip", "--datetime", "2020"], "--collection, --datetime only apply"),
+        (["--threshold", "7", "--vectors", "v.parquet"], "--threshold must be a probability"),
+        (["--threshold", "nan"], "--threshold must be a probability"),
+        (["--input-size", "7"], "input_size must be a multiple of 32 of at least 64, got 7"),
+        (["--input-size", "32"], "input_size must be a multiple of 32"),
+        (["--device", "gpu"], "unknown device 'gpu'"),
+        (["--tile", "8"], "tile must be an integer >= 16"),
+        (["--tile", "64", "--overlap", "64"], "overlap (64) must be smaller than the window (64 px)"),
+        (["--batch-size", "0"], "batch_size must be an integer >= 1"),
+        (["--chunks", "0"], "--chunks must be at least 1"),
+        (["--quicklook", "q.nope"], "--quicklook"),
+        (["--quicklook", "."], "is a folder"),
+    ],
+)
+def test_segment_refuses_bad_options_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    out = tmp_path / "deep" / "x.zarr"
+    code = main(["segment", "--raster", RASTER, "--prompt", "ponds", "--out", str(out), *extra])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("geosam: error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "deep").exists()  # refused before a folder was made or a chunk written
+
+
+def test_segment_never_replaces_a_folder_that_is_not_a_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "photos").mkdir()
+    keep = tmp_path / "photos" / "keep.txt"
+    keep.write_text("mine")
+    for out in (tmp_path / "photos", keep):
+        code = main(["segment", "--raster", RASTER, "--prompt", "ponds", "--out", str(out),
+                     "--overwrite", *FAST])  # fmt: skip
+        assert code == 1
+        assert "is not a Zarr store" in capsys.readouterr().err
+    assert keep.read_text() == "mine"
+
+
+def test_segment_makes_the_folders_of_its_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, vectors, png = (tmp_path / name / f"r.{ext}" for name, ext in
+                         (("a/b", "zarr"), ("c", "parquet"), ("d/e", "png")))  # fmt: skip
+    code = main(["segment", "--raster", RASTER, "--prompt", "ponds", "--chunks", "512", *FAST,
+                 "--out", str(out), "--vectors", str(vectors), "--quicklook", str(png)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert geosam.open_result(out).rio.crs is not None
+    assert gpd.read_parquet(vectors).crs == geosam.open_result(out).rio.crs
+    assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_segment_errors_give_command_line_advice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import rasterio
+
+    jpeg = next((Path(__file__).parent / "data" / "eval" / "hrplanes" / "valid").glob("*.jpg"))
+    out = str(tmp_path / "x.zarr")
+    assert main(["segment", "--raster", str(jpeg), "--prompt", "planes", "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert "has no CRS" in err and "gdal_translate -a_srs" in err
+    assert "write_crs" not in err and "require_crs" not in err
+    # two bands of the NAIP scene: no way to tell red, green and blue
+    two = tmp_path / "two_bands.tif"
+    with rasterio.open(RASTER) as src:
+        profile = {**src.profile, "count": 2}
+        with rasterio.open(two, "w", **profile) as dst:
+            dst.write(src.read([1, 2]))
+    assert main(["segment", "--raster", str(two), "--prompt", "ponds", "--out", out, *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "cannot make RGB from 2 bands" in err and "gdal_translate -b 3 -b 2 -b 1" in err
+    assert "bands=" not in err
 
 
 @pytest.mark.slow

@@ -306,12 +306,48 @@ def test_cli_console_script_prints_json_last(tmp_path: Path) -> None:
         (["--prompt", "helicopter=choppers"], "not in the data"),
         (["--limit", "0"], "--limit"),
         (["--split-cores", "0.3"], "split must lie in [threshold, 1)"),
+        (["--threshold", "1.5"], "threshold must be a probability in [0, 1), got 1.5"),
+        (["--threshold", "1"], "threshold must be a probability in [0, 1)"),
+        (["--tile", "-5"], "tile must be None (every image whole) or an integer >= 16"),
+        (["--prompt", "planes=airplanes"], "not in the data: planes; its categories: ship"),
+        (["--prompt", "ships=vessels", "--prompt", "boat=boats"], "both name the category ship"),
+        (["--prompt", "ship=a", "--prompt", "ship=b"], "--prompt gives 'ship' twice"),
+        (["--device", "gpu"], "unknown device 'gpu'"),
+        (["--split", "valid"], "--split only applies to --format triplets"),
+        (["--classes", "1=ship"], "--classes only applies to --format mask"),
+        (["--model", "remotesam-v1"], "pass --weights PATH"),
     ],
 )
 def test_cli_errors(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
     code = main(["evaluate", "--data", str(SETS["yolo"]), "--format", "yolo", *args])
     assert code == 1
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("geosam: error: ") and message in err
+    assert "evaluate:" not in err  # refused before the progress bar started
+
+
+def test_cli_refuses_flags_that_triplets_do_not_use(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["evaluate", "--data", "triplets", "--format", "triplets", "--prompt", "ship=boats",
+                 "--tile", "512"])  # fmt: skip
+    assert code == 1
+    assert "--prompt, --tile do not apply to --format triplets" in capsys.readouterr().err
+
+
+def test_evaluate_checks_its_options_up_front() -> None:
+    table = load_dataset(SETS["yolo"], "yolo")
+    oracle = _oracle(table)
+    for options, message in [
+        ({"threshold": 1.5}, r"threshold must be a probability in \[0, 1\), got 1.5"),
+        ({"tile": -5}, "tile must be None"),
+        ({"limit": 0}, "limit must be a positive number"),
+        ({"prompts": {"ships": "ships"}}, "not in the data: ships; its categories: ship"),
+        ({"prompts": {"ship": "boats"}, "categories": []}, "prompts are given for ship"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            evaluate(oracle, table, progress=False, **options)  # type: ignore[arg-type]
+    # a repeated negative prompt is scored once, so its rate stays a share of the images
+    result = evaluate(oracle, table, negatives=["pools", "pools"], progress=False)
+    assert result.negatives == {"pools": 1.0}
 
 
 @pytest.mark.parametrize("how", [[], ["--network-only"]])

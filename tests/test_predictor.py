@@ -146,7 +146,7 @@ def test_bad_devices_and_batch_sizes_are_named(model: RemoteSAM, image: np.ndarr
     with pytest.raises(InputError, match="unknown device 'gpu'"):
         resolve_device("gpu")
     if not torch.cuda.is_available():
-        with pytest.raises(InputError, match="no usable CUDA"):
+        with pytest.raises(InputError, match="no usable CUDA GPU"):
             resolve_device("cuda")
     for bad in (-1, 0, 2.5, True):
         # -1 used to return uninitialised memory as probabilities

@@ -7,12 +7,22 @@ A subcommand module defines ``register(subparsers)``, which adds its parser and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from geosam.errors import GeosamError
+
+#: Python-API advice in the library's messages (``pass weights=PATH``) in the terms of the flags of
+#: the commands that load a model: (regular expression, replacement) pairs for :func:`reworded`.
+MODEL_TERMS: tuple[tuple[str, str], ...] = (
+    (r"pass weights=PATH", "pass --weights PATH"),
+    (r"call load_model\(('[^']*')\) to load it", r"pass it as --model \1 to load it"),
+    (r"use device='cpu' or 'auto'", "use --device cpu or auto"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
         if not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}").register(subparsers)
     return parser
+
+
+@contextlib.contextmanager
+def reworded(rewrites: Sequence[tuple[str, str]]) -> Iterator[None]:
+    """Re-raise a :class:`GeosamError` of the block with ``rewrites`` applied to its message.
+
+    The library's messages advise Python callers (``pass overwrite=True``); a command translates that
+    advice into its own flags here instead of making the Python messages vaguer.
+    """
+    try:
+        yield
+    except GeosamError as err:
+        text = str(err)
+        for pattern, replacement in rewrites:
+            text = re.sub(pattern, replacement, text)
+        if text == str(err):
+            raise
+        raise type(err)(text) from err
 
 
 def main(argv: Sequence[str] | None = None) -> int:

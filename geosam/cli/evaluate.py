@@ -5,14 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 
+from geosam.cli import MODEL_TERMS, reworded
 from geosam.errors import InputError
 
+#: Python-API advice of the data readers and the model loader in this command's terms.
+_CLI_TERMS = (
+    *MODEL_TERMS,
+    (
+        r"pass names=\[\.\.\.\] for the class indices",
+        "add one with a names list for the class indices",
+    ),
+    (
+        r"pass class_map=\{.*?: NAME\} with one of",
+        "rename it in the labels (or read them in Python with class_map=) to one of",
+    ),
+)
+
 _EPILOG = """\
-examples:
-  geosam evaluate --data ../shared/data/hrplanes/valid --format coco --limit 50
-  geosam evaluate --data ../shared/data/ships_ge/valid --format yolo --prompt ship="ships" --json
-  geosam evaluate --data ../shared/data/dota --format dota --negative "swimming pools" --negative bridges
-  geosam evaluate --data ../shared/data/loveda --format mask
+examples (the small labelled sets of a source checkout, tests/data/eval):
+  geosam evaluate --data tests/data/eval/hrplanes/valid --format coco --limit 2
+  geosam evaluate --data tests/data/eval/ships_ge/valid --format yolo --prompt ship="ships" --json
+  geosam evaluate --data tests/data/eval/dota --format dota --negative "swimming pools" --negative bridges
+  geosam evaluate --data tests/data/eval/vaihingen --format mask
   geosam evaluate --data triplets --format triplets --split valid   # attribute expressions
 
 The last line printed with --json is one JSON object:
@@ -94,12 +108,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--tile",
         type=int,
-        default=1024,
+        default=None,  # 1024, but None tells that it was not given (it has no use with triplets)
         help="images with a side above this are predicted in overlapping windows of this size, "
         "elongated images (aspect above 1.25) in square windows of their short side at most "
         "(default 1024; 0 = always whole, stretched to the network's square input)",
     )
-    p.add_argument("--threshold", type=float, default=0.5, help="mask threshold (default 0.5)")
+    p.add_argument(
+        "--threshold", type=float, default=0.5, help="mask threshold, 0 to below 1 (default 0.5)"
+    )
     p.add_argument(
         "--split-cores",
         type=float,
@@ -107,7 +123,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="before boxing, split objects that touch at their cores above probability P (0.9 helps "
         "rows of parked aircraft; default: the paper's connected components; geosam.tasks.boxes)",
     )
-    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
     p.add_argument(
         "--tta", action="store_true", help="average with mirrored views (3x the compute; see RemoteSAM)"
     )
@@ -123,14 +139,20 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise InputError(f"{what} must look like KEY=VALUE, got {item!r}")
+        if key.strip() in out:  # the last one would silently win
+            raise InputError(f"{what} gives {key.strip()!r} twice")
         out[key.strip()] = value.strip()
     return out
 
 
 def _category_prompts(items: list[str], present: set[str]) -> dict[str, str]:
+    """``{category: text}`` of the --prompt flags, refusing keys that name no category of the data
+    (the message names the keys as typed, not their canonical class)."""
     from geosam.data.vocabulary import canonical_class
+    from geosam.evaluation import unknown_categories
 
-    prompts = {}
+    prompts: dict[str, str] = {}
+    keys: dict[str, str] = {}
     for key, text in _pairs(items, "--prompt").items():
         name = key
         if key not in present:
@@ -138,38 +160,78 @@ def _category_prompts(items: list[str], present: set[str]) -> dict[str, str]:
                 name = canonical_class(key)
             except InputError:
                 name = key
+        if name in keys:  # "ships=..." and "boat=..." both name ship: one would be dropped
+            raise InputError(
+                f"--prompt {keys[name]}=... and --prompt {key}=... both name the category {name}; "
+                "give one prompt per category"
+            )
+        keys[name] = key
         prompts[name] = text
+    unknown = unknown_categories(list(prompts), present)
+    if unknown:
+        raise InputError(
+            f"--prompt names categories that are not in the data: "
+            f"{', '.join(keys[name] for name in unknown)}; its categories: "
+            f"{', '.join(sorted(present)) or 'none'}"
+        )
     return prompts
 
 
-def run(args: argparse.Namespace) -> int:
-    from geosam.evaluation import evaluate, load_dataset, unknown_categories
-    from geosam.model.build import load_model
-    from geosam.tasks.boxes import check_split
-
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse bad or unused flags before the data set and the model are loaded."""
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be a positive number of images, got {args.limit}")
     if args.fmt == "triplets":
-        return _run_triplets(args)
+        unused = [
+            flag
+            for flag, given in (
+                ("--prompt", args.prompt),
+                ("--negative", args.negative),
+                ("--classes", args.classes),
+                ("--tile", args.tile is not None),
+                ("--split-cores", args.split_cores is not None),
+            )
+            if given
+        ]
+        if unused:
+            raise InputError(
+                f"{', '.join(unused)} {'do' if len(unused) > 1 else 'does'} not apply to --format "
+                "triplets, whose samples carry their own expressions and are scored at the "
+                "network's input size"
+            )
+    elif args.split:
+        raise InputError("--split only applies to --format triplets")
+    if args.classes and args.fmt != "mask":
+        raise InputError("--classes only applies to --format mask (semantic mask values)")
+    if args.split_cores is not None:
+        from geosam.tasks.boxes import check_split
+
+        try:
+            check_split(args.split_cores, args.threshold)
+        except InputError as err:
+            raise InputError(f"--split-cores: {err}") from err
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    with reworded(_CLI_TERMS):
+        return _run_triplets(args) if args.fmt == "triplets" else _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from geosam.evaluation import DEFAULT_TILE, evaluate, load_dataset
+    from geosam.model.build import load_model
+
     classes = None
     if args.classes:
+        pairs = _pairs(args.classes, "--classes")
         try:
-            classes = {
-                int(k): (None if v.lower() == "none" else v)
-                for k, v in _pairs(args.classes, "--classes").items()
-            }
+            classes = {int(k): (None if v.lower() == "none" else v) for k, v in pairs.items()}
         except ValueError as err:
             raise InputError(f"--classes values must be integers: {err}") from err
     table = load_dataset(args.data, args.fmt, classes=classes)
     present = set(table.instances["class_name"])
-    prompts = _category_prompts(args.prompt, present)
-    unknown = unknown_categories(list(prompts), present)
-    if unknown:  # before loading the model
-        raise InputError(
-            f"--prompt names categories that are not in the data: {', '.join(unknown)}; "
-            f"categories: {', '.join(sorted(present)) or 'none'}"
-        )
-    check_split(args.split_cores, args.threshold)  # before loading the model
+    prompts = _category_prompts(args.prompt, present)  # before loading the model
     model = load_model(args.model, weights=args.weights, device=args.device, tta=args.tta)
     model.unite_groups = not args.network_only
     result = evaluate(
@@ -180,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         threshold=args.threshold,
         split=args.split_cores,
-        tile=args.tile or None,
+        tile=DEFAULT_TILE if args.tile is None else (args.tile or None),
         progress=True,
     )
     print(f"{args.data} ({args.fmt}), model {args.model}: {result.images} images")

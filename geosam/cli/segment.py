@@ -4,11 +4,33 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from geosam.errors import InputError
+from geosam.cli import MODEL_TERMS, reworded
+from geosam.errors import InputError, MissingCRSError
+
+#: Flags that only shape a STAC search or load; a raster file is read with its own grid and bands.
+_STAC_ONLY = ("collection", "bbox", "datetime", "bands", "resolution")
+
+#: The library's Python-API advice in this command's terms (see geosam.cli.reworded).
+_CLI_TERMS = (
+    *MODEL_TERMS,
+    (
+        r"choose another path, or pass overwrite=True to replace it",
+        "choose another --out, or add --overwrite to replace it",
+    ),
+    (r"^bbox ", "--bbox "),
+    (r"Pass bands=\[\.\.\.\] to choose\.", "Choose them with --bands."),
+    # a raster's bands cannot be picked from here (--bands is for STAC): a 3-band copy can
+    (
+        r"pass bands=\(r, g, b\) labels, or give",
+        "use a copy with the bands in R, G, B order (gdal_translate -b 3 -b 2 -b 1 IN OUT.tif) or give",
+    ),
+)
 
 _EPILOG = """\
 examples:
@@ -63,12 +85,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--model", default=None, help="model name or checkpoint (default remotesam-lite)"
     )
     model.add_argument("--weights", default=None, help="weights file for a registered model")
-    model.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
     model.add_argument(
         "--input-size",
         type=int,
         default=None,
-        help="run the network at this window size (previews)",
+        help="run the network at this window size, a multiple of 32 of at least 64 (previews)",
     )
     model.add_argument(
         "--tta", action="store_true", help="average with mirrored views (3x the compute; see RemoteSAM)"
@@ -80,7 +102,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     out = p.add_argument_group("output")
     out.add_argument("--out", required=True, type=Path, help="Zarr store for the probabilities")
     out.add_argument("--vectors", type=Path, default=None, help="GeoParquet file for the objects")
-    out.add_argument("--threshold", type=float, default=0.5, help="probability of objects (0.5)")
+    out.add_argument(
+        "--threshold", type=float, default=0.5, help="probability of objects, 0 to 1 (0.5)"
+    )
     out.add_argument(
         "--geometry",
         choices=("polygon", "box", "oriented_box"),
@@ -98,18 +122,97 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=run)
 
 
-def load_scene(args: argparse.Namespace) -> Any:
-    """The lazy scene named by ``--stac``/``--raster``."""
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse bad flags before anything is searched, loaded or computed (a bad --threshold used
+    to surface only after the whole scene was written)."""
     if bool(args.stac) == bool(args.raster):
         raise InputError("give exactly one of --stac URL or --raster PATH")
     if args.raster:
+        given = [f"--{name}" for name in _STAC_ONLY if getattr(args, name) is not None]
+        if given:
+            raise InputError(
+                f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} to --stac: a --raster file is read with its own grid "
+                "and its first three bands as red, green, blue (choose others with a copy made by "
+                "gdal_translate -b 3 -b 2 -b 1 IN OUT.tif, a grid with gdalwarp)"
+            )
+        if not Path(args.raster).exists():
+            raise InputError(f"--raster {args.raster}: no such file")
+    if not (0.0 <= args.threshold <= 1.0):  # NaN fails too
+        raise InputError(f"--threshold must be a probability between 0 and 1, got {args.threshold}")
+    if args.chunks < 1:
+        raise InputError(f"--chunks must be at least 1, got {args.chunks}")
+    # --tile, --overlap, --batch-size, --input-size, --device and --resolution are checked by the
+    # library before anything is computed
+    _check_outputs(args)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse output paths that could only fail (or destroy something) once the job has run."""
+    out = Path(args.out)
+    # the Zarr writer replaces whatever is at --out: never a file or a folder of something else
+    if out.is_file() or (
+        out.is_dir()
+        and any(out.iterdir())
+        and not ((out / "zarr.json").is_file() or (out / ".zgroup").is_file())
+    ):
+        raise InputError(
+            f"--out {out} exists and is not a Zarr store; it would be replaced: choose another --out"
+        )
+    for flag, path in _outputs(args)[1:]:
+        if path.is_dir():
+            raise InputError(f"{flag} {path} is a folder; give a file name")
+    if args.quicklook is not None:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        kinds = FigureCanvasBase.get_supported_filetypes()
+        if args.quicklook.suffix.lower().lstrip(".") not in kinds:
+            raise InputError(
+                f"--quicklook {args.quicklook}: name an image file ending in "
+                f"{', '.join('.' + k for k in sorted(kinds))}"
+            )
+
+
+def _outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    given = [("--out", args.out), ("--vectors", args.vectors), ("--quicklook", args.quicklook)]
+    return [(flag, Path(path)) for flag, path in given if path is not None]
+
+
+def _make_folders(args: argparse.Namespace) -> None:
+    """Create the folders of the outputs (as the Zarr writer would for --out), once the job is
+    known to start, so that a missing folder cannot fail it at its end."""
+    for flag, path in _outputs(args):
+        folder = path.absolute().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InputError(
+                f"{flag} {path}: cannot create its folder {folder}: {err.strerror}"
+            ) from err
+        if not os.access(folder, os.W_OK):
+            raise InputError(f"{flag} {path}: the folder {folder} is not writable")
+
+
+def load_scene(args: argparse.Namespace) -> Any:
+    """The lazy scene named by ``--stac``/``--raster`` (checked by :func:`check_args`)."""
+    if args.raster:
         import rioxarray
+        from rasterio.errors import NotGeoreferencedWarning
 
         path = Path(args.raster)
-        if not path.exists():
-            raise InputError(f"--raster {path}: no such file")
         chunks = {"band": -1, "y": args.chunks, "x": args.chunks}
-        return rioxarray.open_rasterio(path, chunks=chunks, lock=False)
+        with warnings.catch_warnings():
+            # the missing CRS is reported below, with what to do about it
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            scene = rioxarray.open_rasterio(path, chunks=chunks, lock=False)
+        if isinstance(scene, list):  # one DataArray per subdataset (HDF, NetCDF): not an image
+            raise InputError(f"--raster {path} holds subdatasets; give one of them (see gdalinfo)")
+        if scene.rio.crs is None:
+            raise MissingCRSError(
+                f"--raster {path} has no CRS, so the results could not be georeferenced: give it one, "
+                "e.g. gdal_translate -a_srs EPSG:CODE -a_ullr ULX ULY LRX LRY IN OUT.tif (a plain "
+                "image such as a JPEG also needs its corner coordinates)"
+            )
+        return scene
     from geosam.stac import open_stac
 
     return open_stac(
@@ -131,11 +234,21 @@ def scheduler(address: str | None) -> Iterator[None]:
         return
     from distributed import Client
 
-    with Client(address, set_as_default=True):
+    try:
+        client = Client(address, set_as_default=True)
+    except OSError as err:  # distributed's own timeout message, without its traceback
+        raise InputError(f"--scheduler {address}: no dask scheduler answered: {err}") from err
+    with client:
         yield
 
 
 def run(args: argparse.Namespace) -> int:
+    check_args(args)
+    with reworded(_CLI_TERMS):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import geosam
     from geosam.distributed import GPU, configure_dask, model_ref
 
@@ -161,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             resources=GPU if args.gpu_resource else None,
         )
+        _make_folders(args)
         print(f"segmenting {dict(result.sizes)} with {ref.name}; writing {args.out}")
         geosam.to_zarr(result, args.out, overwrite=args.overwrite)
         stored = geosam.open_result(args.out)

@@ -63,11 +63,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
         ) from None
     # torch only fails on the first tensor moved there, with an assertion about its build
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(
-            f"device {str(device)!r}: this machine has no usable CUDA GPU (torch "
-            f"{torch.__version__}); use device='cpu' or 'auto'"
-        )
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (resolved.index or 0) >= count:
+            have = f"{count} CUDA GPU(s), numbered from 0" if count else "no usable CUDA GPU"
+            raise InputError(
+                f"device {str(device)!r}: this machine has {have} (torch {torch.__version__}); "
+                "use device='cpu' or 'auto'"
+            )
     if resolved.type == "mps" and not _mps_available():
         raise InputError(f"device {str(device)!r}: MPS is not available here; use 'cpu' or 'auto'")
     return resolved
