@@ -84,6 +84,18 @@ def _remove(store: Any) -> None:
         _open_group(store, mode="w")  # clears a store object
 
 
+def _refuse_foreign(store: Any) -> None:
+    """Refuse a path that holds something other than a Zarr store: writing (or ``overwrite``) would
+    delete it, and a mistyped output path must never cost a user their files."""
+    if not isinstance(store, str | os.PathLike):
+        return
+    path = Path(os.fspath(store))
+    if path.is_file() or (path.is_dir() and any(path.iterdir()) and not _exists(store)):
+        raise InputError(
+            f"{path} exists and is not a Zarr store; it would be replaced: choose another path"
+        )
+
+
 def _exists(store: Any) -> bool:
     try:
         _open_group(store, mode="r")
@@ -153,6 +165,7 @@ def to_zarr(
     blocks = data.to_delayed()
     n_blocks = blocks.size
 
+    _refuse_foreign(store)
     if overwrite:
         _remove(store)
     done = np.zeros(n_blocks, dtype=bool)

@@ -127,6 +127,21 @@ def test_other_job_in_store_is_refused_unless_overwrite(
     assert str(geosam.open_result(store)["prompt"].item()) == "roads"
 
 
+def test_a_folder_or_file_that_is_no_store_is_never_replaced(
+    fast_model: RemoteSAM, tmp_path: Path
+) -> None:
+    keep = tmp_path / "photos" / "keep.txt"
+    keep.parent.mkdir()
+    keep.write_text("mine")
+    scene = naip_scene(chunks=256).isel(x=slice(0, 64), y=slice(0, 64))
+    prob = geosam.segment(scene, "water", model=fast_model)
+    for target in (keep.parent, keep):
+        for overwrite in (False, True):  # both used to delete the folder's files
+            with pytest.raises(InputError, match="not a Zarr store"):
+                geosam.to_zarr(prob, target, overwrite=overwrite, progress=False)
+    assert keep.read_text() == "mine"
+
+
 def test_open_result_refuses_foreign_stores(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no Zarr store"):
         geosam.open_result(tmp_path / "missing.zarr")

@@ -148,16 +148,7 @@ def check_args(args: argparse.Namespace) -> None:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse output paths that could only fail (or destroy something) once the job has run."""
-    out = Path(args.out)
-    # the Zarr writer replaces whatever is at --out: never a file or a folder of something else
-    if out.is_file() or (
-        out.is_dir()
-        and any(out.iterdir())
-        and not ((out / "zarr.json").is_file() or (out / ".zgroup").is_file())
-    ):
-        raise InputError(
-            f"--out {out} exists and is not a Zarr store; it would be replaced: choose another --out"
-        )
+    # a --out that is not a Zarr store is refused by geosam.to_zarr before anything is computed
     for flag, path in _outputs(args)[1:]:
         if path.is_dir():
             raise InputError(f"{flag} {path} is a folder; give a file name")
