@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import warnings
+from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -20,12 +23,40 @@ from geosam.data import (
     read_coco,
     read_dota,
     read_isaid,
+    read_rgb,
     read_semantic_masks,
     read_vector_labels,
     read_yolo,
 )
+from geosam.data.chips import Window, clip_instances
+from geosam.data.images import read_header
 from geosam.errors import InputError
 from tests.data_fixtures import DATA
+
+SCENE = DATA / "dota" / "images" / "P1088_crop.png"  # a real 450 x 450 aerial crop
+
+
+def _image(path: Path, width: int, height: int, *, orientation: int = 1) -> Path:
+    """A ``width x height`` crop of a real scene saved at ``path``, with an EXIF orientation if not 1."""
+    with Image.open(SCENE) as im:
+        crop = im.convert("RGB").crop((0, 0, width, height))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exif = Image.Exif()
+    if orientation != 1:
+        exif[0x0112] = orientation
+    crop.save(path, exif=exif)
+    return path
+
+
+def _coco(path: Path, images: list[dict[str, Any]], annotations: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps({
+        "images": images, "annotations": annotations, "categories": [{"id": 1, "name": "ship"}],
+    }))
+    return path
+
+
+def _user_warnings(record: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, UserWarning)]
 
 
 def test_yolo_counts_boxes_and_names() -> None:
@@ -100,6 +131,160 @@ def test_coco_polygon_rle_crowd_and_folders(tmp_path) -> None:
     (tmp_path / "bad.json").write_text(json.dumps(coco))
     with pytest.raises(InputError, match="category_id 9"):
         read_coco(tmp_path / "bad.json", tmp_path / "imgs")
+
+
+def test_sample_sets_import_without_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        read_coco(DATA / "hrplanes" / "valid" / "_annotations.coco.json")
+        read_yolo(DATA / "ships_ge" / "yolo")
+        read_dota(DATA / "dota")
+
+
+def test_coco_declared_size_must_be_the_stored_size(tmp_path) -> None:
+    # The review's case: a 256 x 256 PNG declared 512 x 512, with a box only the declared size holds.
+    _image(tmp_path / "a.png", 256, 256)
+    ann = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [300, 300, 100, 100]}]
+    path = _coco(tmp_path / "ann.json", [{"id": 1, "file_name": "a.png", "width": 512, "height": 512}], ann)
+    with pytest.raises(InputError, match=r"ann\.json: image 'a\.png' is 512x512 .* but 256x256 .*scaled by 0\.5"):
+        read_coco(path)
+    # Stored 40 x 30 but shown 30 x 40 (EXIF orientation 6): geosam reads it as stored.
+    rotated = _image(tmp_path / "r.jpg", 40, 30, orientation=6)
+    header = read_header(rotated)
+    assert (header.size, header.displayed_size, header.orientation) == ((40, 30), (30, 40), 6)
+    assert read_rgb(rotated).shape == (30, 40, 3)
+    ann = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}]
+    path = _coco(tmp_path / "rot.json", [{"id": 1, "file_name": "r.jpg", "width": 30, "height": 40}], ann)
+    with pytest.raises(InputError, match=r"'r\.jpg' is 30x40 .* but 40x30 .*EXIF orientation 6.*exif_transpose"):
+        read_coco(path)
+    _image(tmp_path / "s.png", 40, 30)
+    path = _coco(tmp_path / "swap.json", [{"id": 1, "file_name": "s.png", "width": 30, "height": 40}], ann)
+    with pytest.raises(InputError, match="width and height are swapped"):
+        read_coco(path)
+    # No declared size: the file's is used.
+    table = read_coco(_coco(tmp_path / "nosize.json", [{"id": 1, "file_name": "s.png"}], ann))
+    assert (table.images.width.iloc[0], table.images.height.iloc[0]) == (40, 30)
+    # An RLE mask of another size than its image.
+    rle = {"size": [40, 30], "counts": [0, 1200]}
+    ann = [{"id": 5, "image_id": 1, "category_id": 1, "segmentation": rle}]
+    path = _coco(tmp_path / "rle.json", [{"id": 1, "file_name": "s.png", "width": 40, "height": 30}], ann)
+    with pytest.raises(InputError, match=r"annotation 5 of image 's\.png': its RLE mask has size \[40, 30\]"):
+        read_coco(path)
+
+
+def test_coco_exif_rotation_warned_unless_the_size_settles_it(tmp_path) -> None:
+    _image(tmp_path / "half.jpg", 40, 30, orientation=3)  # 180 degrees: same size either way
+    _image(tmp_path / "quarter.jpg", 40, 30, orientation=6)  # declared as stored: labels are on it
+    images = [{"id": 1, "file_name": "half.jpg", "width": 40, "height": 30},
+              {"id": 2, "file_name": "quarter.jpg", "width": 40, "height": 30}]
+    ann = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        read_coco(_coco(tmp_path / "ann.json", images, ann))
+    messages = _user_warnings(record)
+    assert len(messages) == 1 and "1 image(s) carry an EXIF orientation" in messages[0]
+    assert "half.jpg (orientation 3)" in messages[0]
+
+
+def test_coco_drops_zero_area_and_outside_labels_with_one_warning(tmp_path) -> None:
+    _image(tmp_path / "a.png", 256, 256)
+    boxes = {1: [10, 10, 20, 20], 2: [10, 10, 0, 0], 3: [300, 300, 100, 100], 4: [-30, 0, 30, 20],
+             5: [200, 200, 100, 100]}
+    ann = [{"id": k, "image_id": 1, "category_id": 1, "bbox": b} for k, b in boxes.items()]
+    ann.append({"id": 6, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20],
+                "segmentation": [[0, 0, 10, 10, 20, 20]]})  # collinear corners
+    path = _coco(tmp_path / "ann.json", [{"id": 1, "file_name": "a.png", "width": 256, "height": 256}], ann)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        table = read_coco(path)
+    messages = _user_warnings(record)
+    assert len(messages) == 1, messages
+    assert "ann.json: dropped 4 of 6 labels" in messages[0]
+    assert "2 with zero area (e.g. annotation 2 of image 'a.png')" in messages[0]
+    assert "2 entirely outside their image (e.g. annotation 3 of image 'a.png')" in messages[0]
+    assert sorted(table.instances.instance) == [1, 5]
+    # A label partly outside is kept whole; chips clip it to the image and record how much is visible.
+    partial = table.instances[table.instances.instance == 5]
+    assert partial.geometry.iloc[0].bounds == (200, 200, 300, 300)
+    clipped = clip_instances(partial, Window(0, 0, 256, 256), (256, 256))
+    assert clipped.geometry.iloc[0].bounds == (200, 200, 256, 256)
+    assert clipped.visible.iloc[0] == pytest.approx(56 * 56 / 100**2)
+
+
+def test_coco_structure_problems_are_named(tmp_path) -> None:
+    _image(tmp_path / "a.png", 32, 32)
+    image = {"id": 1, "file_name": "a.png", "width": 32, "height": 32}
+    box_ann = {"id": 3, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}
+    with pytest.raises(InputError, match=r"lists no images for its 1 annotations"):
+        read_coco(_coco(tmp_path / "a.json", [], [box_ann]))
+    with pytest.raises(InputError, match=r"lists no images: nothing to import"):
+        read_coco(_coco(tmp_path / "b.json", [], []))
+    with pytest.warns(UserWarning, match=r"c\.json lists 1 images but no annotations"):
+        table = read_coco(_coco(tmp_path / "c.json", [image], []))
+    assert len(table.images) == 1 and len(table) == 0
+    with pytest.raises(InputError, match=r"annotation 3 refers to image_id 99, which is not in its images list \(1 images, ids \[1\]\)"):
+        read_coco(_coco(tmp_path / "d.json", [image], [{**box_ann, "image_id": 99}]))
+    with pytest.raises(InputError, match=r"annotation 3 of image 'a\.png' has unknown category_id '1'; .* ids \[1\]"):
+        read_coco(_coco(tmp_path / "e.json", [image], [{**box_ann, "category_id": "1"}]))
+    with pytest.raises(InputError, match=r"entry 1 of 'annotations' has no 'category_id'"):
+        read_coco(_coco(tmp_path / "f.json", [image], [{"id": 3, "image_id": 1, "bbox": [1, 1, 5, 5]}]))
+    with pytest.raises(InputError, match=r"image id 1 is listed twice"):
+        read_coco(_coco(tmp_path / "g.json", [image, image], [box_ann]))
+    with pytest.raises(InputError, match=r"bbox \[1, 1, 5\] is not \[x, y, width, height\]"):
+        read_coco(_coco(tmp_path / "h.json", [image], [{**box_ann, "bbox": [1, 1, 5]}]))
+    (tmp_path / "i.json").write_text("[]")
+    with pytest.raises(InputError, match="holds a json list"):
+        read_coco(tmp_path / "i.json")
+
+
+def test_yolo_drops_zero_area_and_outside_labels_with_one_warning(tmp_path) -> None:
+    _image(tmp_path / "images" / "a.png", 100, 50)
+    _image(tmp_path / "images" / "r.jpg", 40, 30, orientation=6)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "a.txt").write_text(
+        "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0 0.2\n0 1.5 1.5 0.2 0.2\n0 0.95 0.5 0.2 0.2\n"
+    )
+    (tmp_path / "labels" / "r.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "labels" / "gone.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        table = read_yolo(tmp_path, names=["ship"])
+    messages = _user_warnings(record)
+    assert len(messages) == 3, messages
+    assert any("1 label files have no image" in m and "gone.txt" in m for m in messages)
+    assert any("1 image(s) carry an EXIF orientation" in m and "r.jpg (orientation 6)" in m for m in messages)
+    dropped = next(m for m in messages if "dropped" in m)
+    assert "dropped 2 of 5 labels" in dropped
+    assert "1 with zero area (e.g. a.txt:2 of image a.png)" in dropped
+    assert "1 entirely outside their image (e.g. a.txt:3 of image a.png)" in dropped
+    a = table.instances[table.instances.image.str.endswith("a.png")]
+    assert a.instance.tolist() == [1, 4]
+    assert a.geometry.iloc[1].bounds == pytest.approx((85, 20, 105, 30))  # partly outside: kept whole
+    (tmp_path / "labels" / "a.txt").write_text("-1 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(InputError, match=r"a\.txt:1: class -1 but only 1 names"):
+        read_yolo(tmp_path, names=["ship"])
+    (tmp_path / "labels" / "a.txt").write_text("0.5 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(InputError, match=r"a\.txt:1: the class '0\.5' is not a whole number"):
+        read_yolo(tmp_path, names=["ship"])
+
+
+def test_dota_drops_zero_area_and_outside_boxes_with_one_warning(tmp_path) -> None:
+    _image(tmp_path / "images" / "a.png", 100, 100)
+    (tmp_path / "labelTxt").mkdir()
+    (tmp_path / "labelTxt" / "a.txt").write_text(
+        "imagesource:GoogleEarth\ngsd:0.5\n"
+        "10 10 30 10 30 20 10 20 ship 0\n"
+        "0 0 10 10 20 20 30 30 ship 0\n"  # corners on a line
+        "200 200 210 200 210 210 200 210 plane 1\n"
+        "90 90 120 90 120 120 90 120 plane 0\n"
+    )
+    with pytest.warns(UserWarning, match=r"dropped 2 of 4 labels") as record:
+        table = read_dota(tmp_path)
+    messages = _user_warnings(record.list)
+    assert len(messages) == 1
+    assert "1 with zero area (e.g. a.txt:4 of image a.png)" in messages[0]
+    assert "1 entirely outside their image (e.g. a.txt:5 of image a.png)" in messages[0]
+    assert table.instances.instance.tolist() == [3, 6]
 
 
 def test_dota_oriented_boxes_gsd_difficulty() -> None:

@@ -1,5 +1,9 @@
 """DOTA ``labelTxt`` importer: oriented boxes as 8 corner coordinates, a class and a difficulty,
-after optional ``imagesource:`` and ``gsd:`` header lines."""
+after optional ``imagesource:`` and ``gsd:`` header lines.
+
+Coordinates are pixels of the image as stored (an EXIF rotation is not applied; images that carry
+one are named in a warning). Boxes with zero area or entirely outside their image are dropped, with
+one warning for the folder."""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon
 
-from geosam.data._common import ClassMap, find_image, image_size, to_class
-from geosam.data.instances import InstanceTable, image_record
+from geosam.data._common import ClassMap, find_image, to_class
+from geosam.data.images import read_header, warn_rotated
+from geosam.data.instances import DroppedLabels, InstanceTable, image_record
 from geosam.data.vocabulary import VOCABULARY
 from geosam.errors import InputError
 
@@ -47,9 +52,15 @@ def read_dota(
     images: list[dict[str, Any]] = []
     instances: list[dict[str, Any]] = []
     labelled = set(DOTA_CLASSES)
+    rotated: list[tuple[str, int]] = []
+    dropped = DroppedLabels(label_dir)
     for label_file in sorted(label_dir.glob("*.txt")):
         image = find_image(image_dir, label_file.stem)
-        width, height = image_size(image)
+        # Coordinates are pixels of the image as stored, the way geosam reads it.
+        header = read_header(image)
+        width, height = header.size
+        if header.orientation != 1:
+            rotated.append((image.name, header.orientation))
         gsd = None
         for number, line in enumerate(label_file.read_text().splitlines(), 1):
             parts = line.split()
@@ -72,10 +83,14 @@ def read_dota(
             poly: shapely.Geometry = Polygon(xy)
             if not poly.is_valid:
                 poly = shapely.make_valid(poly)
+            if not dropped.keep(poly, width, height, f"{label_file.name}:{number} of image {image.name}"):
+                continue
             instances.append({
                 "image": str(image), "class_name": class_name, "label": parts[8], "kind": "obox",
                 "instance": number, "difficult": len(parts) > 9 and parts[9] == "1", "geometry": poly,
             })
         images.append(image_record(image, width, height, source=source, licence=licence, split=split,
                                    labelled=labelled, gsd=gsd if gsd is None or math.isfinite(gsd) else None))
+    warn_rotated(label_dir, rotated)
+    dropped.warn()
     return InstanceTable.from_records(images, instances)

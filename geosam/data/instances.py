@@ -20,19 +20,26 @@ An :class:`InstanceTable` holds two frames:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+import shapely
+from shapely.geometry import box
 
 from geosam.errors import InputError
 
 IMAGE_COLUMNS = ("image", "width", "height", "source", "licence", "split", "gsd", "labelled")
 INSTANCE_COLUMNS = ("image", "class_name", "label", "kind", "instance", "difficult", "geometry")
 KINDS = ("box", "obox", "polygon", "mask")
+
+#: Why a label is dropped on import, as the warning words it.
+ZERO_AREA = "with zero area"
+OUTSIDE = "entirely outside their image"
 
 
 @dataclass(frozen=True)
@@ -138,3 +145,57 @@ def image_record(
         "gsd": math.nan if gsd is None else float(gsd),
         "labelled": tuple(sorted(set(labelled))),
     }
+
+
+def drop_reason(geometry: shapely.Geometry, width: float, height: float) -> str | None:
+    """Why a label in image pixels cannot become an instance (``None``: it can).
+
+    A label partly outside the image is kept whole: building chips clips it to each window and
+    records the fraction that is visible (:func:`geosam.data.chips.clip_instances`), which a label
+    clipped here would lose.
+    """
+    if geometry.is_empty or not geometry.area > 0:  # also NaN coordinates
+        return ZERO_AREA
+    x0, y0, x1, y1 = geometry.bounds
+    if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
+        return None  # the common case, without a costly intersection
+    if not geometry.intersection(box(0, 0, width, height)).area > 0:
+        return OUTSIDE
+    return None
+
+
+@dataclass
+class DroppedLabels:
+    """Labels of one label file dropped by :func:`drop_reason`, reported in a single warning.
+
+    >>> dropped = DroppedLabels("ann.json")                      # doctest: +SKIP
+    >>> if dropped.keep(geometry, width, height, "image a.png, annotation 3"): ...
+    >>> dropped.warn()
+    """
+
+    file: str | Path
+    checked: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def keep(self, geometry: shapely.Geometry, width: float, height: float, where: str) -> bool:
+        """Whether the label can be kept; counts it (``where`` names it in the warning) if not."""
+        self.checked += 1
+        reason = drop_reason(geometry, width, height)
+        if reason is None:
+            return True
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        self.examples.setdefault(reason, where)
+        return False
+
+    def warn(self, *, stacklevel: int = 3) -> None:
+        """One UserWarning with the counts per reason, if any label was dropped."""
+        if not self.counts:
+            return
+        parts = "; ".join(f"{n} {reason} (e.g. {self.examples[reason]})" for reason, n in self.counts.items())
+        warnings.warn(
+            f"{self.file}: dropped {sum(self.counts.values())} of {self.checked} labels that cannot give "
+            f"a mask: {parts}",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
