@@ -1,5 +1,6 @@
 """The training loop on remotesam-lite at a small input size: learning, exact resume after an
-interruption, DistributedDataParallel over two CPU processes, and the command line."""
+interruption, run folders that are continued or overwritten but never mixed, DistributedDataParallel
+over two CPU processes, and the command line."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from geosam.cli import main
-from geosam.errors import InputError
+from geosam.data import build_dataset, read_yolo
+from geosam.errors import CheckpointError, InputError
+from geosam.model import load_model
 from geosam.model.checkpoint import read_checkpoint, save_checkpoint
 from geosam.train import TrainConfig, train
 from geosam.train.trainer import build_network
@@ -30,6 +33,21 @@ def triplets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("train_triplets")
     build_crops(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def ships_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user's own dataset: ships alone, with tennis courts known to be absent from its scenes."""
+    out = tmp_path_factory.mktemp("ships_only")
+    table = read_yolo(DATA / "ships_ge" / "yolo", source="ships_ge", licence="CC BY 4.0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # advice on a one-class source, not under test
+        build_dataset(table, out, seed=0, out_size=256, progress=False, known_absent={"ships_ge": ("tennis-court",)})
+    return out
+
+
+def _log(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 def _config(data: Path, out: Path, **kw: Any) -> TrainConfig:
@@ -107,6 +125,119 @@ def test_training_warns_of_classes_it_will_teach_to_be_empty(triplets: Path, tmp
         train(_config(triplets, tmp_path / "all", **kw))
 
 
+def test_a_run_folder_is_continued_or_overwritten_never_mixed(triplets: Path, tmp_path: Path) -> None:
+    kw: dict[str, Any] = dict(epochs=1, train_limit=4)
+    train(_config(triplets, tmp_path, val_splits=("valid",), val_limit=2, **kw))
+    assert (tmp_path / "best.safetensors").is_file()
+    with pytest.raises(InputError, match=r"already holds a training run \(resume.pt, last.safetensors, log.jsonl\): "
+                                         r"pass resume=True to continue it, overwrite=True"):
+        train(_config(triplets, tmp_path, **kw))
+    with pytest.raises(InputError, match="pass only one of them"):
+        train(_config(triplets, tmp_path, resume=True, overwrite=True, **kw))
+    # A check that fails after the folder check leaves the run it would have overwritten alone.
+    with pytest.raises(InputError, match="freeze prefix"):
+        train(_config(triplets, tmp_path, overwrite=True, freeze=("decodr.",), **kw))
+    assert (tmp_path / "best.safetensors").is_file()
+    (tmp_path / "notes.txt").write_text("mine")
+    train(_config(triplets, tmp_path, overwrite=True, **kw))  # no validation: no best.safetensors
+    assert not (tmp_path / "best.safetensors").exists() and (tmp_path / "notes.txt").is_file()
+    assert [(r["event"], r["global_step"]) for r in _log(tmp_path)] == [("step", 1), ("step", 2), ("epoch", 2)]
+    (tmp_path / "resume.pt").unlink()
+    with pytest.raises(InputError, match=r"no resume.pt to continue from: pass overwrite=True"):
+        train(_config(triplets, tmp_path, resume=True, **kw))
+
+
+def test_resume_refuses_other_settings_and_logs_the_allowed_changes(
+        triplets: Path, ships_only: Path, tmp_path: Path) -> None:
+    train(_config(triplets, tmp_path, max_steps=1))
+    with pytest.raises(InputError) as refused:
+        train(_config(ships_only, tmp_path, resume=True, lr=2e-3, epochs=3, input_size=96, workers=1))
+    message = str(refused.value)
+    for line in (f"  data: {triplets.resolve()} -> {ships_only.resolve()}", "  epochs: 2 -> 3",
+                 "  input_size: 64 -> 96", "  lr: 0.001 -> 0.002"):
+        assert line in message, message
+    assert "workers" not in message and "pass overwrite=True to start afresh" in message
+    assert f"start a new one from its weights, init={tmp_path / 'last.safetensors'}" in message
+    # A resume state written before states held their settings: the run's config.json tells them.
+    state = torch.load(tmp_path / "resume.pt", weights_only=True)
+    del state["settings"]
+    torch.save(state, tmp_path / "resume.pt")
+    with pytest.raises(InputError, match=r"(?s)other settings.*  batch_size: 2 -> 4"):
+        train(_config(triplets, tmp_path, resume=True, batch_size=4))
+    resumed = train(_config(triplets, tmp_path, resume=True, log_every=2, presence_weight=0.5))
+    assert resumed.completed and resumed.global_step == 8
+    (resume,) = [r for r in _log(tmp_path) if r["event"] == "resume"]
+    assert resume["global_step"] == 1
+    assert resume["changed"] == {"log_every": [1, 2], "max_steps": [1, None], "presence_weight": [0.0, 0.5]}
+
+
+def test_misspelt_prefixes_are_refused(triplets: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"freeze prefix 'decodr\.' matches no parameter of remotesam-lite "
+                                         r"\(did you mean 'decoder\.'\?\); its parameter names start with "
+                                         r"backbone\., context\., decoder\., fusion\., presence\."):
+        train(_config(triplets, tmp_path / "a", freeze=("decodr.",)))
+    with pytest.raises(InputError, match=r"lr_mult prefix 'backbon\.' .*did you mean 'backbone\.'"):
+        train(_config(triplets, tmp_path / "b", lr_mult={"backbone.": 0.5, "backbon.": 0.5}))
+
+
+def test_forgetting_warning_names_classes_the_init_weights_know(ships_only: Path, tmp_path: Path) -> None:
+    # Tennis courts are only ever absent in these samples, and so are a ship's look-alikes in the
+    # negative regions; the packaged weights find tennis courts, aircraft and vehicles, so those are
+    # forgotten, while helicopters, storage tanks and bridges were never more than absent there.
+    kw: dict[str, Any] = dict(epochs=1, max_steps=1, negative_regions=0.5)
+    with pytest.warns(UserWarning, match="only as absent") as caught:
+        train(_config(ships_only, tmp_path / "ft", init="remotesam-lite", **kw))
+    (message,) = [str(w.message) for w in caught if "only as absent" in str(w.message)]
+    assert "name large-vehicle, plane, tennis-court, vehicle (which remotesam-lite was trained to find)" in message
+    assert not {"helicopter", "storage-tank", "bridge"} & set(message.replace(",", " ").split())
+    config, _ = read_checkpoint(tmp_path / "ft" / "last.safetensors")
+    known = set(config["data"]["classes"])  # what the next fine-tune from these weights compares with
+    assert "ship" in known and "harbor" in known and not {"plane", "tennis-court", "small-vehicle"} & known
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        train(_config(ships_only, tmp_path / "ft2", init=str(tmp_path / "ft" / "last.safetensors"), **kw))
+    assert not [w for w in again if "only as absent" in str(w.message)]  # nothing left to forget
+
+
+def test_messages_name_what_exists(triplets: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"init 'remotesam_lite' not found: .*registered: "
+                                              r"remotesam-lite, .*did you mean 'remotesam-lite'"):
+        train(_config(triplets, tmp_path / "a", init="remotesam_lite"))
+    with pytest.raises(InputError, match=r"sources ships not in the dataset .*; its sources are dota, hrplanes, .*ships_ge"):
+        train(_config(triplets, tmp_path / "b", sources=("ships_ge", "ships")))
+    with pytest.raises(InputError, match=r"sources dota have no samples in split\(s\) valid .*: hrplanes"):
+        train(_config(triplets, tmp_path / "b", sources=("dota",), train_splits=("valid",)))
+    # Runs shorter than log_every still log their last step, stopped or finished.
+    train(_config(triplets, tmp_path / "short", log_every=100, max_steps=1))
+    train(_config(triplets, tmp_path / "short", log_every=100, resume=True))
+    assert [r["global_step"] for r in _log(tmp_path / "short") if r["event"] == "step"] == [1, 8]
+    with pytest.raises(CheckpointError, match=r"resume state of a geosam training run .* not weights: load "
+                                              r".*last.safetensors .* or .*best.safetensors"):
+        load_model(tmp_path / "short" / "resume.pt")
+
+
+def test_cli_refuses_a_run_folder_in_its_own_terms(triplets: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "--data", str(triplets), "--out", str(tmp_path), "--input-size", str(SIZE), "--epochs", "1",
+            "--batch-size", "2", "--train-limit", "4", "--threads", "1", "--val-splits", "--quiet"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 1
+    assert ("add --resume to continue it, --overwrite to delete its files and start afresh, or choose another "
+            "--out") in capsys.readouterr().err
+    assert main([*args, "--resume", "--lr", "1e-3", "--batch-size", "1", "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "  --batch-size: 2 -> 1\n  --lr: 0.0003 -> 0.001\n" in err and "--workers" not in err
+    assert "or add --overwrite to start afresh" in err
+    for bad, message in ((["--freeze", "decodr."], "--freeze prefix 'decodr.'"),
+                         (["--lr-mult", "backbon.=0.5"], "--lr-mult prefix 'backbon.'"),
+                         (["--init", "remotesam_lite"], "--init 'remotesam_lite' not found"),
+                         (["--sources", "ships"], "--sources ships not in the dataset")):
+        assert main([*args, "--overwrite", *bad]) == 1
+        assert message in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+
+
 def _ddp_worker(rank: int, port: int, config: dict[str, Any], out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
                       LOCAL_RANK=str(rank))
@@ -156,5 +287,5 @@ def test_cli_prepare_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str
         with pytest.raises(SystemExit):
             main([*args, "--model-option", bad])
         assert message in capsys.readouterr().err
-    assert main([*args, *grown, "--model-option", "fine_haed=true"]) == 1
+    assert main([*args, *grown[:-1], str(tmp_path / "typo"), "--model-option", "fine_haed=true"]) == 1
     assert "remotesam-lite has no setting 'fine_haed'" in capsys.readouterr().err

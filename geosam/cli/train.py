@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+
+from geosam.cli import reworded
 
 _EPILOG = """\
 examples:
@@ -15,7 +18,37 @@ examples:
 
 Ctrl-C (or SIGTERM) stops at the next step and writes OUT/resume.pt; rerun with --resume.
 Writes OUT/config.json, OUT/log.jsonl, OUT/last.safetensors, OUT/best.safetensors, OUT/resume.pt.
+An OUT that holds a run is continued with --resume (same settings) or cleared with --overwrite.
 """
+
+#: Flags of the TrainConfig fields whose flag is not the field's name with dashes.
+_FLAGS = {"model_options": "--model-option", "balance": "--balance/--no-balance", "augment": "--no-augment",
+          "progress": "--quiet", "world_size": "processes (torchrun --nproc-per-node)"}
+#: Options without a flag of this command keep their Python names.
+_NO_FLAG = {"class_weights", "dice_weight", "val_batch_size", "find_unused_parameters", "sync_bn"}
+
+
+def _flag(name: str) -> str:
+    return _FLAGS.get(name, name if name in _NO_FLAG else "--" + name.replace("_", "-"))
+
+
+def _cli_terms() -> tuple[tuple[str, str], ...]:
+    """The trainer's Python-API advice in this command's flags (see geosam.cli.reworded)."""
+    from geosam.train import TrainConfig
+
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _NO_FLAG] + ["world_size"]
+    return (
+        (r"\bpass (resume|overwrite)=True", r"add --\1"),
+        (r"\b(resume|overwrite)=True", r"--\1"),
+        (r"choose another out folder", "choose another --out"),
+        (r"^init '", "--init '"),
+        (r"pass the path of its checkpoint instead", "give --init the path of its checkpoint"),
+        (r"\binit=", "--init "),
+        (r"^freeze prefix", "--freeze prefix"),
+        (r"^lr_mult prefix", "--lr-mult prefix"),
+        (r"^sources ", "--sources "),
+        *((rf"(?m)^  {name}: ", f"  {_flag(name)}: ") for name in names),  # resume_changes' list
+    )
 
 
 def _mult(text: str) -> tuple[str, float]:
@@ -57,7 +90,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "e.g. fine_head=true adds remotesam-lite's stride-2 head to a checkpoint without it")
     p.add_argument("--init", help="initial weights: geosam .safetensors, official .pth (RemoteSAMv1.pth) or a "
                         "registered model's packaged weights (remotesam-lite)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt if it exists")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in OUT from OUT/resume.pt (with its settings; see docs/training.md, "
+                        "'Run folders'); without OUT/resume.pt, start a new run")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the files of the run in OUT (resume.pt, logs, checkpoints) and start afresh")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=8, help="per process")
     p.add_argument("--accumulate", type=int, default=1, help="micro-batches per optimizer step")
@@ -113,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=args.data, out=args.out, model=args.model, input_size=args.input_size, init=args.init,
         model_options=dict(args.model_option),
-        resume=args.resume, epochs=args.epochs, batch_size=args.batch_size, accumulate=args.accumulate,
+        resume=args.resume, overwrite=args.overwrite, epochs=args.epochs, batch_size=args.batch_size,
+        accumulate=args.accumulate,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, poly_power=args.poly_power,
         lr_mult=dict(args.lr_mult), freeze=tuple(args.freeze), clip_grad=args.clip_grad,
         presence_weight=args.presence_weight, negative_regions=args.negative_regions,
@@ -126,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
         val_every=args.val_every, save_every=args.save_every, log_every=args.log_every,
         max_steps=args.max_steps, progress=not args.quiet,
     )
-    result = train(config)
+    with reworded(_cli_terms()):
+        result = train(config)
     if not result.completed:
         print(f"stopped at step {result.global_step}; continue with the same command and --resume")
         return 130

@@ -59,6 +59,13 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
             metadata = f.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
+        if _is_resume_state(path):
+            raise CheckpointError(
+                f"{path} is the resume state of a geosam training run (optimizer, schedule and "
+                f"position, for `geosam train --resume`), not weights: load "
+                f"{path.parent / 'last.safetensors'} (the latest weights) or "
+                f"{path.parent / 'best.safetensors'} (the best by validation oIoU)"
+            ) from err
         raise CheckpointError(
             f"{path} is not a readable safetensors file (truncated or corrupt?): {err}"
         ) from err
@@ -136,6 +143,18 @@ def load_weights(
                 parts.append(f"{len(items)} {label}: {shown}")
         raise CheckpointError("\n  ".join(parts))
     net.load_state_dict(state, strict=not absent_ok)
+
+
+def _is_resume_state(path: Path) -> bool:
+    """Whether ``path`` is a torch archive holding geosam.train's resume state, told by the keys in
+    its pickle's bytes (nothing is unpickled)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+            data = archive.read(pickles[0]) if pickles else b""
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return all(key in data for key in (b"step_in_epoch", b"global_step", b"optimizer"))
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:

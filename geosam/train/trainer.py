@@ -6,8 +6,10 @@ same call with ``resume=True`` continues to exactly the weights an uninterrupted
 
 Files in ``out``: ``config.json`` (the run's settings), ``log.jsonl`` (steps and epochs with their
 metrics), ``last.safetensors`` / ``best.safetensors`` (geosam checkpoints, best by validation oIoU),
-``resume.pt`` (optimizer, schedule, position and random state; plain tensors, read with
-``weights_only=True``).
+``resume.pt`` (optimizer, schedule, position, random state and the run's settings; plain tensors
+and strings, read with ``weights_only=True``). A folder that holds a run is continued
+(``resume=True``, with the settings of :data:`RESUMABLE_SETTINGS` free to change) or cleared
+(``overwrite=True``), never written over.
 
 >>> result = train(TrainConfig(data="triplets", out="runs/lite", epochs=2, batch_size=4))  # doctest: +SKIP
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -34,10 +37,12 @@ from torch import nn
 from tqdm import tqdm
 
 from geosam.data.dataset import Augment, TripletDataset
+from geosam.data.vocabulary import VOCABULARY, members
 from geosam.errors import CheckpointError, InputError
 from geosam.model.base import PromptSegmenter
 from geosam.model.build import packaged_weights
 from geosam.model.checkpoint import (
+    CONFIG_KEY,
     load_weights,
     read_checkpoint,
     read_official_checkpoint,
@@ -50,6 +55,30 @@ from geosam.train.loss import LossParts, contact_loss, segmentation_loss
 from geosam.train.metrics import SegmentationMeter
 
 RESUME_FILE = "resume.pt"
+#: Files whose presence means that a folder holds a run (``train`` refuses to start over them).
+RUN_MARKERS = (RESUME_FILE, "last.safetensors", "log.jsonl")
+#: Every file a run writes, including half-written ones: what ``overwrite=True`` deletes.
+RUN_FILES = (*RUN_MARKERS, "best.safetensors", "config.json", "resume.tmp", "last.safetensors.tmp",
+             "best.safetensors.tmp")
+#: Settings that may differ when a run is resumed: where and how fast it runs, what it logs and
+#: saves, when it stops, and the weights of the loss terms (a curriculum: the packaged weights' first
+#: stage added the presence term on resume, docs/model-card.md). Any other difference (the data and
+#: its sampling, the architecture and initial weights, batch, optimizer and schedule, validation
+#: set) makes it another run, and is refused. A new TrainConfig field is refused until listed here.
+RESUMABLE_SETTINGS = frozenset({
+    "device", "precision", "threads", "workers", "progress", "log_every", "save_every", "max_steps",
+    "val_every", "val_batch_size", "presence_weight", "dice_weight", "class_weights", "seam_weight",
+    "contact_weight",
+})
+#: Leaf classes the packaged weights were trained to find (docs/model-card.md, "Seen in training"),
+#: for the forgetting warning: their checkpoints predate ``data.classes`` in the config.
+_PACKAGED_CLASSES: dict[str, tuple[str, ...]] = {
+    "remotesam-lite.safetensors": (
+        "plane", "ship", "small-vehicle", "large-vehicle", "harbor", "tennis-court", "swimming-pool",
+        "baseball-diamond", "ground-track-field", "roundabout", "building", "road", "water", "forest",
+        "agriculture", "tree", "impervious", "low-vegetation",
+    ),
+}
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -64,6 +93,7 @@ class TrainConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     init: str | None = None
     resume: bool = False
+    overwrite: bool = False
     epochs: int = 10
     batch_size: int = 8
     accumulate: int = 1
@@ -153,11 +183,34 @@ def weights_path(init: str | os.PathLike[str]) -> Path:
     >>> weights_path("remotesam-lite").name
     'remotesam-lite.safetensors'
     """
-    if not Path(init).exists() and str(init) in list_models():
+    if Path(init).exists():
+        return Path(init)
+    names = list_models()
+    if str(init) in names:
         packaged = get_spec(str(init)).weights
-        if packaged is not None:
-            return packaged_weights(packaged)
-    return Path(init)
+        if packaged is None:
+            raise CheckpointError(f"init {str(init)!r} is a registered model without packaged weights: pass the "
+                                  f"path of its checkpoint instead (for remotesam-v1, RemoteSAMv1.pth)")
+        return packaged_weights(packaged)
+    close = difflib.get_close_matches(str(init), names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise CheckpointError(f"init {str(init)!r} not found: no such file, and no registered model of that "
+                          f"name (registered: {', '.join(names)}){hint}")
+
+
+def check_prefixes(net: nn.Module, *, freeze: Sequence[str], lr_mult: Mapping[str, float]) -> None:
+    """Refuse ``freeze`` and ``lr_mult`` prefixes that match no parameter name: a misspelt one would
+    otherwise be ignored and everything train at the full rate."""
+    names = [name for name, _ in net.named_parameters()]
+    tops = sorted({name.split(".")[0] + "." for name in names})
+    for option, prefixes in (("freeze", list(freeze)), ("lr_mult", list(lr_mult))):
+        for prefix in prefixes:
+            if not any(name.startswith(prefix) for name in names):
+                close = difflib.get_close_matches(prefix, tops, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise InputError(f"{option} prefix {prefix!r} matches no parameter of "
+                                 f"{getattr(net, 'arch', '') or type(net).__name__}{hint}; its parameter "
+                                 f"names start with {', '.join(tops)}")
 
 
 def param_groups(
@@ -253,6 +306,144 @@ def _train_mode(net: nn.Module) -> None:
             module.eval()
 
 
+# -- run folders, resuming and checks before any work ---------------------------------------------
+def check_out(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Check that ``out`` may take this run: a folder holding a run is continued (``resume``) or
+    cleared of the run's files (``overwrite``, :func:`clear_run`), never written over, which would
+    mix two runs' logs and leave the old run's ``best.safetensors`` beside the new one's."""
+    if resume and overwrite:
+        raise InputError(f"resume=True continues the run in {out} and overwrite=True deletes it: pass only one of them")
+    if overwrite:
+        return
+    found = [name for name in RUN_MARKERS if (out / name).exists()]
+    if resume and found and RESUME_FILE not in found:
+        raise InputError(f"{out} holds files of a run ({', '.join(found)}) but no {RESUME_FILE} to continue from: "
+                         f"pass overwrite=True to delete them and start afresh, or choose another out folder")
+    if not resume and found:
+        raise InputError(f"{out} already holds a training run ({', '.join(found)}): pass resume=True to continue it, "
+                         f"overwrite=True to delete its files and start afresh, or choose another out folder")
+
+
+def clear_run(out: Path) -> None:
+    """Delete the files of the run in ``out`` (``overwrite``), and nothing else the folder holds."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+
+
+def _path_id(value: str) -> str:
+    """A path as it compares between runs (absolute, links resolved); a name that is no file as is."""
+    return str(Path(value).resolve()) if Path(value).exists() else value
+
+
+def run_settings(cfg: TrainConfig, **resolved: Any) -> dict[str, Any]:
+    """What identifies a run, as JSON values: ``cfg`` without where it writes and how it starts,
+    plus the ``resolved`` values (``world_size``, the precision and device that ``auto`` chose)."""
+    settings: dict[str, Any] = json.loads(json.dumps(cfg.to_json()))
+    for key in ("out", "resume", "overwrite"):
+        settings.pop(key, None)
+    settings["data"] = _path_id(settings["data"])
+    if settings["init"] is not None:
+        settings["init"] = _path_id(settings["init"])
+    return {**settings, **resolved}
+
+
+def _saved_settings(state: Mapping[str, Any], out: Path) -> dict[str, Any] | None:
+    """The settings the run in ``out`` was started with: from its resume state, or (states written
+    before they held them) from its ``config.json``; None where neither says."""
+    if "settings" in state:
+        saved: dict[str, Any] = json.loads(state["settings"])
+        return saved
+    config_file = out / "config.json"
+    if not config_file.is_file():
+        return None
+    config = json.loads(config_file.read_text())
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    old = TrainConfig(**{k: v for k, v in config.items() if k in names})
+    return run_settings(old, world_size=config.get("world_size", 1), precision=config.get("precision"),
+                        device=config.get("device"))
+
+
+def _show(value: Any) -> str:
+    return "(not set)" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+
+def resume_changes(saved: Mapping[str, Any], current: Mapping[str, Any], out: Path) -> dict[str, list[Any]]:
+    """The settings that differ from the run's ``saved`` ones, as ``{name: [old, new]}``; raises
+    :class:`InputError` listing each one not in :data:`RESUMABLE_SETTINGS`."""
+    # A setting that the saved ones lack (one added to geosam since) cannot be compared.
+    changed = {k: [saved[k], v] for k, v in current.items() if k in saved and saved[k] != v}
+    refused = {k: v for k, v in changed.items() if k not in RESUMABLE_SETTINGS}
+    if refused:
+        lines = "".join(f"\n  {k}: {_show(old)} -> {_show(new)}" for k, (old, new) in sorted(refused.items()))
+        further = (f"; to train a finished run further, start a new one from its weights, "
+                   f"init={out / 'last.safetensors'}" if "epochs" in refused else "")
+        raise InputError(f"resume=True would continue the run in {out} with other settings, which makes it another "
+                         f"run:{lines}\nresume with the run's settings ({out / 'config.json'}), or pass "
+                         f"overwrite=True to start afresh, or choose another out folder{further} (docs/training.md, "
+                         f"'Run folders')")
+    return changed
+
+
+def check_sources(data: str, sources: Sequence[str] | None, splits: Sequence[str]) -> None:
+    """Refuse ``sources`` that the dataset does not have, or that have no samples in ``splits``,
+    naming those it has (a dataset without ``dataset.json`` is left to :class:`TripletDataset`)."""
+    meta_file = Path(data) / "dataset.json"
+    if not sources or not meta_file.is_file():
+        return
+    meta = json.loads(meta_file.read_text())
+    known = sorted(meta.get("sources", {}))
+    unknown = [s for s in sources if s not in known]
+    if unknown:
+        raise InputError(f"sources {', '.join(unknown)} not in the dataset {data}; its sources are {', '.join(known)}")
+    held = sorted({key.partition("/")[0] for key, n in meta.get("samples", {}).items()  # "source/split": n
+                   if key.partition("/")[2] in splits and n})
+    if not set(sources) & set(held):
+        raise InputError(f"sources {', '.join(sources)} have no samples in split(s) {', '.join(splits)} of {data}; "
+                         f"sources with samples there: {', '.join(held) or 'none'}")
+
+
+def init_classes(init: str) -> set[str] | None:
+    """The leaf classes that the ``init`` weights were trained to find (present in their training
+    samples): ``data.classes`` of a checkpoint this trainer wrote, or the list of the packaged
+    weights; None where unknown (an official ``.pth``, an older checkpoint)."""
+    path = weights_path(init)
+    if path.suffix != ".safetensors":
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        config = json.loads((f.metadata() or {}).get(CONFIG_KEY, "{}"))
+    classes = config.get("data", {}).get("classes")
+    if classes is not None:
+        return set(classes)
+    packaged = _PACKAGED_CLASSES.get(path.name)
+    return set(packaged) if packaged and path.resolve() == packaged_weights(path.name).resolve() else None
+
+
+def shown_classes(dataset: TripletDataset) -> set[str]:
+    """The leaf classes that ``dataset``'s samples show present (every kind but one-to-zero)."""
+    named = set(dataset.samples.loc[dataset.samples["kind"] != "zero", "class_name"])
+    return {leaf for c in named if c in VOCABULARY for leaf in members(c)}
+
+
+def warn_forgetting(dataset: TripletDataset, init: str, known: set[str] | None) -> list[str]:
+    """Warn of the classes that ``dataset`` names only as absent while the network can find them:
+    the dataset shows them in other samples, or the ``init`` weights were trained on them (``known``).
+    Classes neither knows (asked only as absent there too, e.g. the packaged weights' helicopters)
+    lose nothing. Returns every class named only as absent."""
+    absent_only = dataset.negative_only_classes()
+    in_data = [c for c in absent_only if c in dataset.meta.get("classes", {})]
+    in_init = [c for c in absent_only if c not in in_data and known and set(members(c)) & known]
+    reasons = ([f"{', '.join(in_data)} (present in other samples of the dataset)"] if in_data else []) + (
+        [f"{', '.join(in_init)} (which {init} was trained to find)"] if in_init else [])
+    if reasons:
+        warnings.warn(
+            f"the training samples name {'; '.join(reasons)} only as absent (one-to-zero prompts or negative "
+            f"regions): the network will learn to answer them with empty masks everywhere and forget what "
+            f"{init} knew of them (docs/training.md, 'Your own classes')", UserWarning, stacklevel=3)
+    return absent_only
+
+
 # -- the loop -----------------------------------------------------------------------------------
 class _Stop:
     """Turns SIGINT/SIGTERM into a request to stop at the next step boundary."""
@@ -339,9 +530,17 @@ def train(config: TrainConfig) -> TrainResult:
         if getattr(cfg, name) < 0:
             raise InputError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     augmentation = Augment(max_zoom_out=cfg.max_zoom_out)  # checks it before any work
+    check_sources(cfg.data, cfg.sources, cfg.train_splits)
+    check_out(out, resume=cfg.resume, overwrite=cfg.overwrite)
+    settings = run_settings(cfg, world_size=dinfo.world_size, precision=precision, device=str(device))
+    resume_path = out / RESUME_FILE
+    state = _load_resume(resume_path) if cfg.resume and resume_path.is_file() else None
+    saved = _saved_settings(state, out) if state is not None else None
+    changed = resume_changes(saved, settings, out) if saved is not None else {}
     out.mkdir(parents=True, exist_ok=True)
 
     net = build_network(cfg.model, input_size=cfg.input_size, init=cfg.init, options=cfg.model_options)
+    check_prefixes(net, freeze=cfg.freeze, lr_mult=cfg.lr_mult)
     for name, p in net.named_parameters():
         if cfg.freeze and name.startswith(tuple(cfg.freeze)):
             p.requires_grad_(False)
@@ -359,14 +558,14 @@ def train(config: TrainConfig) -> TrainResult:
                                          augment=augmentation if cfg.augment else False, seed=cfg.seed,
                                          limit=cfg.train_limit, sources=cfg.sources,
                                          negative_regions=cfg.negative_regions)
-    forgotten = ([c for c in train_ds.negative_only_classes() if c in train_ds.meta.get("classes", {})]
-                 if cfg.init is not None and dinfo.is_main else [])
-    if forgotten:
-        warnings.warn(
-            f"the training samples name {', '.join(forgotten)} only as absent (one-to-zero prompts or negative "
-            f"regions), though the dataset has samples where they are present: the network will learn to answer "
-            f"them with empty masks everywhere and forget what {cfg.init} knew of them (docs/training.md, "
-            f"'Your own classes')", UserWarning, stacklevel=2)
+    # What the trained weights can find, for the forgetting warning of runs that start from them:
+    # what these samples show, and what the initial weights knew unless these samples unteach it.
+    classes: list[str] = []
+    if dinfo.is_main:  # only rank 0 warns and writes checkpoints
+        known = init_classes(cfg.init) if cfg.init is not None else None
+        absent_only = warn_forgetting(train_ds, cfg.init, known) if cfg.init is not None else []
+        unlearnt = {leaf for c in absent_only if c in VOCABULARY for leaf in members(c)}
+        classes = sorted(shown_classes(train_ds) | ((known or set()) - unlearnt))
     val_ds: TripletDataset | None = None
     if cfg.val_splits:
         try:
@@ -393,9 +592,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     start_epoch, step_in_epoch, global_step, best = 0, 0, 0, -math.inf
     history: list[dict[str, Any]] = []
-    resume_path = out / RESUME_FILE
-    if cfg.resume and resume_path.is_file():
-        state = _load_resume(resume_path)
+    if state is not None:
         missing, unexpected = net.load_state_dict(state["model"], strict=False)
         bad = [k for k in missing if not k.startswith(net.external_weights)] + list(unexpected)
         if bad:
@@ -423,7 +620,9 @@ def train(config: TrainConfig) -> TrainResult:
         )
 
     log_file = out / "log.jsonl"
-    if dinfo.is_main:
+    if cfg.overwrite and dinfo.is_main:  # only now: a run refused by a check above keeps its files
+        clear_run(out)
+    if dinfo.is_main:  # on resume, the run's settings with the changes allowed (RESUMABLE_SETTINGS)
         (out / "config.json").write_text(json.dumps({**cfg.to_json(), "world_size": dinfo.world_size,
                                                       "precision": precision, "device": str(device),
                                                       "steps_per_epoch": steps_per_epoch,
@@ -439,6 +638,7 @@ def train(config: TrainConfig) -> TrainResult:
             "model": _trainable_state(net), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "epoch": epoch, "step_in_epoch": step, "global_step": global_step, "best": best,
             "history": json.dumps(history), "rng_cpu": torch.get_rng_state(),
+            "settings": json.dumps(settings),  # what a resume must keep (resume_changes)
         }
         if scaler is not None:
             state["scaler"] = scaler.state_dict()
@@ -446,7 +646,10 @@ def train(config: TrainConfig) -> TrainResult:
             state["rng_cuda"] = torch.cuda.get_rng_state(device)
         return state
 
-    meta = {"data": {"path": str(cfg.data), "sources": train_ds.meta.get("sources", {})}, "model": cfg.model}
+    meta = {"data": {"path": str(cfg.data), "sources": train_ds.meta.get("sources", {}), "classes": classes},
+            "model": cfg.model}
+    if state is not None:  # where the run continued, and with which allowed changes
+        log({"event": "resume", "epoch": start_epoch, "global_step": global_step, "changed": changed})
 
     def checkpoint(name: str, **extra: Any) -> None:
         if dinfo.is_main:
@@ -465,7 +668,7 @@ def train(config: TrainConfig) -> TrainResult:
             )
             bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                        disable=not (cfg.progress and dinfo.is_main), dynamic_ncols=True)
-            epoch_loss, epoch_n, t_last = 0.0, 0, time.perf_counter()
+            epoch_loss, epoch_n, t_last, unlogged = 0.0, 0, time.perf_counter(), 0
             for group in _batches(iter(loader), cfg.accumulate):
                 if step_in_epoch >= steps_per_epoch:
                     break
@@ -511,14 +714,17 @@ def train(config: TrainConfig) -> TrainResult:
                 epoch_n += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{total:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-                if cfg.log_every and global_step % cfg.log_every == 0:
+                unlogged += 1
+                stopping = stop.requested or (cfg.max_steps is not None and global_step >= cfg.max_steps)
+                # The last step is always logged, so that a run shorter than log_every has a step line.
+                last_step = stopping or global_step >= total_steps
+                if cfg.log_every and (global_step % cfg.log_every == 0 or last_step):
                     now = time.perf_counter()
                     log({"event": "step", "epoch": epoch, "step": step_in_epoch, "global_step": global_step,
                          "loss": total, **means,  # ce, dice, presence, contact
                          "lr": optimizer.param_groups[0]["lr"],
-                         "sec_per_step": (now - t_last) / cfg.log_every})
-                    t_last = now
-                stopping = stop.requested or (cfg.max_steps is not None and global_step >= cfg.max_steps)
+                         "sec_per_step": (now - t_last) / unlogged})
+                    t_last, unlogged = now, 0
                 if (cfg.save_every and global_step % cfg.save_every == 0) or stopping:
                     if dinfo.is_main:
                         _save_resume(resume_path, resume_state(epoch, step_in_epoch))
