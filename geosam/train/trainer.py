@@ -70,15 +70,6 @@ RESUMABLE_SETTINGS = frozenset({
     "val_every", "val_batch_size", "presence_weight", "dice_weight", "class_weights", "seam_weight",
     "contact_weight",
 })
-#: Leaf classes the packaged weights were trained to find (docs/model-card.md, "Seen in training"),
-#: for the forgetting warning: their checkpoints predate ``data.classes`` in the config.
-_PACKAGED_CLASSES: dict[str, tuple[str, ...]] = {
-    "remotesam-lite.safetensors": (
-        "plane", "ship", "small-vehicle", "large-vehicle", "harbor", "tennis-court", "swimming-pool",
-        "baseball-diamond", "ground-track-field", "roundabout", "building", "road", "water", "forest",
-        "agriculture", "tree", "impervious", "low-vegetation",
-    ),
-}
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -404,8 +395,8 @@ def check_sources(data: str, sources: Sequence[str] | None, splits: Sequence[str
 
 def init_classes(init: str) -> set[str] | None:
     """The leaf classes that the ``init`` weights were trained to find (present in their training
-    samples): ``data.classes`` of a checkpoint this trainer wrote, or the list of the packaged
-    weights; None where unknown (an official ``.pth``, an older checkpoint)."""
+    samples): ``data.classes`` of their checkpoint; None where unknown (an official ``.pth``, a
+    checkpoint from before geosam recorded it)."""
     path = weights_path(init)
     if path.suffix != ".safetensors":
         return None
@@ -414,10 +405,7 @@ def init_classes(init: str) -> set[str] | None:
     with safe_open(str(path), framework="pt") as f:
         config = json.loads((f.metadata() or {}).get(CONFIG_KEY, "{}"))
     classes = config.get("data", {}).get("classes")
-    if classes is not None:
-        return set(classes)
-    packaged = _PACKAGED_CLASSES.get(path.name)
-    return set(packaged) if packaged and path.resolve() == packaged_weights(path.name).resolve() else None
+    return set(classes) if classes is not None else None
 
 
 def shown_classes(dataset: TripletDataset) -> set[str]:
