@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -303,3 +304,113 @@ def test_colour_jitter_matches_the_step_by_step_definition() -> None:
         assert np.abs(got.astype(float) - expected).max() <= 1
     still = Augment(brightness=0, contrast=0, saturation=0, grayscale=0)
     assert _jitter(image, still, np.random.default_rng(0)) is image
+
+
+# -- what build_dataset refuses and warns of --------------------------------------------------------
+DATA = Path(__file__).parent / "data"
+
+
+def _coco(path: Path, images: list[dict[str, object]], annotations: list[dict[str, object]]) -> Path:
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": [{"id": 1, "name": "ship", "supercategory": "none"}]}))
+    return path
+
+
+def test_nothing_to_learn_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    from geosam.data import InstanceTable, build_dataset, read_coco
+
+    with pytest.raises(InputError, match="no images to build a dataset from"):
+        build_dataset(InstanceTable.concat([]), tmp_path / "out")
+    image = {"id": 1, "file_name": str(DATA / "ships_ge" / "ships_crop.png"), "width": 256, "height": 256}
+    with pytest.warns(UserWarning, match="no annotations"):
+        unlabelled = read_coco(_coco(tmp_path / "unlabelled.json", [image], []), source="mine")
+    with pytest.raises(InputError, match=r"the 1 image\(s\) have no labelled objects"):
+        build_dataset(unlabelled, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # so the next attempt needs no overwrite
+
+
+def test_a_build_that_fails_midway_leaves_no_half_written_folder(tmp_path: Path) -> None:
+    from geosam.data import build_dataset, read_yolo
+
+    copy = shutil.copytree(DATA / "ships_ge" / "yolo", tmp_path / "ships")
+    table = read_yolo(copy, source="ships_ge")
+    last = sorted((copy / "train" / "images").iterdir())[-1]
+    saved = last.read_bytes()
+    last.unlink()  # gone between reading the labels and writing the chips
+    absent = {"ships_ge": ["plane", "storage-tank"]}
+    with pytest.raises(FileNotFoundError):
+        build_dataset(table, tmp_path / "out", progress=False, known_absent=absent)
+    assert not (tmp_path / "out").exists()
+    last.write_bytes(saved)
+    assert build_dataset(table, tmp_path / "out", progress=False, known_absent=absent)["total"] > 0
+
+
+def test_a_one_class_source_without_known_absent_classes_is_warned_of(tmp_path: Path) -> None:
+    from geosam.data import build_dataset, read_yolo
+
+    ships = read_yolo(DATA / "ships_ge" / "yolo", source="ships_ge")
+    with pytest.warns(UserWarning, match=r"source 'ships_ge' has 0% one-to-zero samples .* label only ship and no known_absent .*"
+                                         r"known_absent=\{'ships_ge'"):
+        build_dataset(ships, tmp_path / "a", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        summary = build_dataset(ships, tmp_path / "b", progress=False,
+                                known_absent={"ships_ge": ["planes", "storage tank", "helicopter"]})
+    assert summary["kinds"]["zero"] > 0
+    with pytest.raises(InputError, match="known_absent of source 'ships_ge': label 'unicorn'"):
+        build_dataset(ships, tmp_path / "c", known_absent={"ships_ge": ["unicorn"]})
+
+
+def test_large_images_kept_whole_are_warned_of(tmp_path: Path) -> None:
+    from geosam.data import build_dataset, read_coco
+
+    big = tmp_path / "scene.png"  # a real crop enlarged to a scene-sized image
+    Image.open(DATA / "ships_ge" / "ships_crop.png").convert("RGB").resize((1300, 1100)).save(big)
+    image = {"id": 1, "file_name": str(big), "width": 1300, "height": 1100}
+    ann = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [500, 400, 60, 30]}
+    table = read_coco(_coco(tmp_path / "scene.json", [image], [ann]), source="scenes")
+    with pytest.warns(UserWarning, match=r"1 image\(s\) of source 'scenes' are larger than 1024 px \(up to "
+                                         r"1300 x 1100\) .* chip_sources=\['scenes'\]"):
+        build_dataset(table, tmp_path / "whole", progress=False, known_absent={"scenes": ["plane"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        summary = build_dataset(table, tmp_path / "chipped", progress=False, chip_sources=["scenes"],
+                                known_absent={"scenes": ["plane", "storage-tank"]}, zero_fraction=0.5)
+    chips = pd.read_parquet(tmp_path / "chipped" / "chips.parquet")
+    assert len(chips) > 1 and chips[["width", "height"]].max().max() <= 512 and summary["total"] > 0
+
+
+def test_prepare_explains_its_data_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from geosam.cli import main
+
+    out = str(tmp_path / "out")
+    assert main(["prepare", "--data-root", str(tmp_path / "nonexistent"), "--out", out]) == 1
+    assert f"--data-root {tmp_path / 'nonexistent'} is not a folder" in capsys.readouterr().err
+    ships = DATA / "eval" / "ships_ge"
+    assert main(["prepare", "--data-root", str(ships), "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert "has none of the folders of the shared layout (ships_ge/, hrplanes/" in err
+    assert f"pass it as --yolo {ships}" in err
+    assert main(["prepare", "--out", out]) == 1
+    assert "--coco JSON, --yolo FOLDER or --dota FOLDER" in capsys.readouterr().err
+    assert not Path(out).exists()
+    # Its own-labels route: the eval ships, one class, told what is absent, and a DOTA-format folder
+    # whose labelled classes are the ones it holds.
+    assert main(["prepare", "--out", out, "--yolo", str(ships), "--dota", str(DATA / "eval" / "dota"),
+                 "--known-absent", "planes", "--quiet"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["kinds"]["zero"] > 0 and set(shown["samples"]) <= {"own/train", "own/valid"}
+    chips = pd.read_parquet(Path(out) / "chips.parquet")
+    assert not {"helicopter", "tennis-court"} & {c for v in chips["labelled"] for c in v}
+    help_text = subprocess_help()
+    assert "ships_ge/   YOLO" in help_text and "--coco JSON" in help_text
+
+
+def subprocess_help() -> str:
+    """``geosam prepare --help`` as a user sees it."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "geosam", "prepare", "--help"], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parent.parent)
+    return run.stdout

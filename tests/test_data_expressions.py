@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
+import pytest
 from shapely.affinity import affine_transform
 from shapely.geometry import box
 
@@ -15,7 +18,8 @@ from geosam.data.expressions import (
     refresh,
     sample_expressions,
 )
-from geosam.data.vocabulary import VOCABULARY
+from geosam.data.vocabulary import BUILTIN_CLASSES, VOCABULARY, _unregister, register_classes
+from geosam.errors import InputError
 
 
 def _ships() -> list[Obj]:
@@ -125,3 +129,66 @@ def test_class_text_uses_synonyms() -> None:
     rng = np.random.default_rng(0)
     texts = {class_text("ship", rng) for _ in range(100)}
     assert any("boat" in t for t in texts) and any("vessel" in t for t in texts) and any("ship" in t for t in texts)
+
+
+@pytest.fixture
+def own_classes() -> Iterator[None]:
+    """A class of one's own (rooftop solar panels, with building as look-alike) and a land-cover
+    one, forgotten after the test (declarations are global to the process)."""
+    register_classes([  # together, so that each may name the other as a look-alike
+        {"name": "solar-panel", "singular": ["solar panel", "pv panel"], "look_alikes": ["building", "solar-farm"]},
+        {"name": "solar-farm", "singular": "solar farm", "stuff": True, "look_alikes": ["solar-panel"]},
+    ])
+    yield
+    for name in [n for n in VOCABULARY if n not in BUILTIN_CLASSES]:
+        _unregister(name)
+
+
+@pytest.mark.usefixtures("own_classes")
+def test_own_classes_get_every_kind_of_expression() -> None:
+    panels = [Obj(0, "solar-panel", box(20, 20, 40, 30)), Obj(1, "solar-panel", box(200, 200, 240, 220)),
+              Obj(2, "solar-panel", box(120, 30, 137, 40)), Obj(3, "building", box(190, 180, 250, 250))]
+    exprs = attribute_expressions(panels, 256, 256, np.random.default_rng(0))
+    assert _by(exprs, "size", "largest").targets == (1,)
+    assert _by(exprs, "position", "top left").targets == (0,)
+    assert _by(exprs, "count", "3").targets == (0, 1, 2)
+    relation = [e for e in exprs if e.kind == "relation" and e.class_name == "solar-panel"]
+    assert relation and relation[0].targets == (1,) and relation[0].anchor == "building"
+    assert all("solar panel" in e.text or "pv panel" in e.text for e in exprs if e.class_name == "solar-panel")
+    # One-to-many with its synonyms, and one-to-zero with the look-alike first.
+    rng = np.random.default_rng(0)
+    texts = {class_text("solar-panel", rng) for _ in range(60)}
+    assert any("pv panels" in t for t in texts) and any("solar panels" in t for t in texts)
+    zero: list[str] = []
+    for seed in range(50):
+        drawn = sample_expressions(panels[:3], 256, 256, labelled=["solar-panel"],
+                                   known_absent=["solar-panel", "building", "ship", "plane"],
+                                   rng=np.random.default_rng(seed))
+        zero += [e.class_name for e in drawn if e.kind == "zero"]
+    assert zero and "solar-panel" not in zero and zero.count("building") > len(zero) / 3
+    absent = sample_expressions([Obj(0, "building", box(0, 0, 50, 50))], 256, 256, labelled=["building"],
+                                known_absent=["solar-panel"], rng=np.random.default_rng(1), zero_fraction=0.5)
+    assert [(e.kind, e.targets) for e in absent if e.class_name == "solar-panel"] == [("zero", ())]
+    # A flip keeps the referent and turns the words.
+    row = [Obj(0, "solar-panel", box(10, 100, 40, 130)), Obj(1, "solar-panel", box(120, 100, 150, 130))]
+    left = _by(attribute_expressions(row, 256, 256), "position", "left")
+    flipped = [Obj(o.id, o.class_name, affine_transform(o.geometry, [-1, 0, 0, 1, 256, 0])) for o in row]
+    new = refresh(left, flipped, 256, 256, np.random.default_rng(0))
+    assert new.attr == "right" and new.targets == (0,) and "panel on the right" in new.text
+
+
+@pytest.mark.usefixtures("own_classes")
+def test_own_land_cover_gets_class_and_absent_expressions_only() -> None:
+    farms = [Obj(0, "solar-farm", box(0, 0, 60, 60)), Obj(1, "solar-farm", box(150, 150, 250, 250))]
+    assert attribute_expressions(farms, 256, 256) == []
+    exprs = sample_expressions(farms, 256, 256, labelled=["solar-farm"], known_absent=["solar-panel"],
+                               rng=np.random.default_rng(0))
+    assert {e.kind for e in exprs} <= {"class", "zero"}
+    assert [e.targets for e in exprs if e.kind == "class"] == [(0, 1)]
+    rng = np.random.default_rng(0)
+    assert {class_text("solar-farm", rng) for _ in range(40)} >= {"solar farm areas", "all the solar farm areas"}
+
+
+def test_an_undeclared_class_is_named_in_the_error() -> None:
+    with pytest.raises(InputError, match=r"class 'solar-panel' is not in the geosam vocabulary .* register_class"):
+        attribute_expressions([Obj(0, "solar-panel", box(0, 0, 9, 9))], 64, 64)

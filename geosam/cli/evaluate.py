@@ -6,17 +6,19 @@ import argparse
 import json
 
 from geosam.cli import MODEL_TERMS, reworded
+from geosam.cli.prepare import VOCABULARY_TERMS
 from geosam.errors import InputError
 
 #: Python-API advice of the data readers and the model loader in this command's terms.
 _CLI_TERMS = (
     *MODEL_TERMS,
+    *VOCABULARY_TERMS,
     (
         r"pass names=\[\.\.\.\] for the class indices",
         "add one with a names list for the class indices",
     ),
     (
-        r"pass class_map=\{.*?: NAME\} with one of",
+        r"map it onto a known class with class_map=\{.*?: NAME\}, NAME one of",
         "rename it in the labels (or read them in Python with class_map=) to one of",
     ),
 )
@@ -28,6 +30,7 @@ examples (the small labelled sets of a source checkout, tests/data/eval):
   geosam evaluate --data tests/data/eval/dota --format dota --negative "swimming pools" --negative bridges
   geosam evaluate --data tests/data/eval/vaihingen --format mask
   geosam evaluate --data triplets --format triplets --split valid   # attribute expressions
+  geosam evaluate --data roofs/valid/_annotations.coco.json --format coco --vocabulary my_classes.json
 
 The last line printed with --json is one JSON object:
   {"categories": {NAME: {"prompt", "oIoU", "mIoU", "P@0.5", "AP50", "count_acc", "images", "objects"}},
@@ -101,6 +104,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         metavar="VALUE=NAME",
         help="class table of semantic mask values for --format mask (repeatable)",
+    )
+    p.add_argument(
+        "--vocabulary",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="JSON file declaring classes of your own that the labels use (repeatable; "
+        "docs/training.md, 'Classes of your own'; a triplet dataset's dataset.json works too)",
     )
     p.add_argument(
         "--limit", type=int, default=None, metavar="N", help="evaluate the first N images only"
@@ -215,6 +226,10 @@ def _check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     with reworded(_CLI_TERMS):
+        from geosam.data.vocabulary import load_vocabulary
+
+        for path in args.vocabulary:  # before the labels name them
+            load_vocabulary(path)
         return _run_triplets(args) if args.fmt == "triplets" else _run(args)
 
 

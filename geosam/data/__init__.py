@@ -3,6 +3,11 @@ triplet datasets on disk and the PyTorch dataset that trains on them.
 
 >>> from geosam.data import read_coco, read_yolo, read_dota, rasterize
 >>> table = read_yolo("ships_ge/train", source="ships_ge")          # doctest: +SKIP
+
+Classes outside the built-in vocabulary are declared first, in code or from a vocabulary file:
+
+>>> register_class("solar-panel", singular="solar panel", look_alikes=["building"])  # doctest: +SKIP
+>>> load_vocabulary("my_classes.json")                                              # doctest: +SKIP
 """
 
 from geosam.data.coco import read_coco
@@ -18,10 +23,20 @@ from geosam.data.masks import (
 )
 from geosam.data.rasterize import rasterize
 from geosam.data.vector import read_box_csv, read_vector_labels
-from geosam.data.vocabulary import VOCABULARY, ClassInfo, canonical_class, phrase
+from geosam.data.vocabulary import (
+    BUILTIN_CLASSES,
+    VOCABULARY,
+    ClassInfo,
+    canonical_class,
+    load_vocabulary,
+    phrase,
+    register_class,
+    register_classes,
+)
 from geosam.data.yolo import read_yolo
 
 __all__ = [
+    "BUILTIN_CLASSES",
     "DOTA_CLASSES",
     "ISAID_PALETTE",
     "LOVEDA_CLASSES",
@@ -30,6 +45,7 @@ __all__ = [
     "ClassInfo",
     "InstanceTable",
     "canonical_class",
+    "load_vocabulary",
     "phrase",
     "rasterize",
     "read_box_csv",
@@ -40,6 +56,8 @@ __all__ = [
     "read_semantic_masks",
     "read_vector_labels",
     "read_yolo",
+    "register_class",
+    "register_classes",
 ]
 
 from geosam.data.builder import build_dataset

@@ -2,7 +2,8 @@
 
 Layout of a dataset folder::
 
-    dataset.json        what built it (seed, sizes, sources with licences, counts)
+    dataset.json        what built it (seed, sizes, sources with licences, counts) and the
+                        classes of your own it uses (``vocabulary``, declared again when opened)
     chips/<source>/...  chip images (PNG; JPEG sources copied as they are)
     masks/<source>/...  one 1-bit PNG mask per sample (white = referred pixels)
     chips.parquet       one row per chip: path, size, source, licence, split, gsd, origin, window
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -39,10 +41,17 @@ from geosam.data.expressions import Expression, Obj, sample_expressions
 from geosam.data.images import read_rgb
 from geosam.data.instances import InstanceTable
 from geosam.data.rasterize import rasterize
+from geosam.data.vocabulary import VOCABULARY, canonical_class, class_to_json, own_classes
 from geosam.errors import InputError
 
 FORMAT = "geosam-triplets"
 VERSION = 1
+#: Whole-image chips with a side above this (or twice ``out_size``) draw a warning: training
+#: shrinks a chip to the network's input size (384-512 px), and small objects vanish.
+LARGE_WHOLE_CHIP = 1024
+#: A source with fewer samples may lack one-to-zero samples by chance: no warning then, unless it
+#: cannot have any (one labelled class and no known-absent ones).
+MIN_SAMPLES_TO_WARN = 20
 
 
 def _rng(seed: int, key: str) -> np.random.Generator:
@@ -71,20 +80,120 @@ def build_dataset(
     """Write the triplet dataset of ``table`` to ``out`` and return its summary (``dataset.json``).
 
     Images of ``chip_sources`` are cut into chips of about ``target_gsd`` stored at ``out_size``
-    (see :mod:`geosam.data.chips`); other images become one chip each. Train images of
-    ``heldout_sources`` lose their last ``heldout_fraction`` to the ``heldout`` split.
-    ``known_absent`` maps a source to classes absent from its scenes besides its unlabelled ones.
-    Chips cut from large scenes (few, with many classes) get ``chip_rounds`` draws of expressions,
-    duplicates removed, so that their classes, attributes and negatives are seen in more phrasings.
+    (see :mod:`geosam.data.chips`); other images become one chip each (a warning names sources
+    whose images are too large for that). Train images of ``heldout_sources`` lose their last
+    ``heldout_fraction`` to the ``heldout`` split.
+
+    ``known_absent`` maps a source to classes that never occur in its scenes besides the ones it
+    labels: one-to-zero samples (an absent class, an empty mask) can only name a class the source
+    labels or knows absent, so a source labelling one class needs it to get any (a warning says
+    when a source gets far fewer than ``zero_fraction``). Chips cut from large scenes (few, with
+    many classes) get ``chip_rounds`` draws of expressions, duplicates removed, so that their
+    classes, attributes and negatives are seen in more phrasings.
+
+    Classes of your own (:func:`geosam.data.register_class`) are written to ``dataset.json``
+    (``vocabulary``) and declared again whenever the dataset is opened. Nothing is written when
+    the table has no images or no labelled objects, and a build that fails midway removes what it
+    wrote.
+
+    >>> build_dataset(read_coco("mine/_annotations.coco.json", source="mine"), "triplets",
+    ...               known_absent={"mine": ["ship", "plane"]})   # doctest: +SKIP
     """
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    chip_sources, heldout_sources = set(chip_sources), set(heldout_sources)
+    absent_of = _check_table(table, known_absent)
+    _warn_of_large_whole_images(table, chip_sources, out_size)
+    used = (set(table.instances["class_name"]) | {c for v in table.images["labelled"] for c in v}
+            | {c for v in absent_of.values() for c in v})
+    meta = {
+        "format": FORMAT, "version": VERSION, "seed": seed, "out_size": out_size, "target_gsd": target_gsd,
+        "overlap": overlap, "heldout_fraction": heldout_fraction, "zero_fraction": zero_fraction,
+        "chip_rounds": chip_rounds,
+        # Declared again by TripletDataset, so a training process needs no vocabulary of its own.
+        "vocabulary": [class_to_json(c) for c in own_classes(used)],
+    }
+    had_folder = _clear_out(out, overwrite)
+    try:
+        chips, inst_rows, samples = _write_triplets(
+            table, out, seed=seed, out_size=out_size, target_gsd=target_gsd, overlap=overlap,
+            chip_sources=chip_sources, heldout_sources=heldout_sources, heldout_fraction=heldout_fraction,
+            absent_of=absent_of, zero_fraction=zero_fraction, attributes_per_class=attributes_per_class,
+            chip_rounds=chip_rounds, progress=progress,
+        )
+        summary = _finish(out, chips, inst_rows, samples, licences or {}, meta)
+    except BaseException:
+        # A half-written folder would only make the next attempt need overwrite=True.
+        shutil.rmtree(out, ignore_errors=True)
+        if had_folder:
+            out.mkdir(parents=True, exist_ok=True)
+        raise
+    _warn_of_few_absent_samples(samples, table, absent_of, zero_fraction)
+    return summary
+
+
+def _check_table(
+    table: InstanceTable, known_absent: Mapping[str, Iterable[str]] | None
+) -> dict[str, tuple[str, ...]]:
+    """Refuse a table with nothing to learn or with undeclared classes, before anything is
+    written; return ``known_absent`` with canonical class names."""
+    if table.images.empty:
+        raise InputError(
+            "no images to build a dataset from: the importers found none (a COCO json with an empty "
+            "'images' list, an empty images/ folder ...); check the paths given to them"
+        )
+    if table.instances.empty:
+        raise InputError(
+            f"the {len(table.images)} image(s) have no labelled objects, so there is nothing to learn: "
+            "check the label files (and any class_map that drops labels)"
+        )
+    absent_of: dict[str, tuple[str, ...]] = {}
+    for source, classes in (known_absent or {}).items():
+        names = [classes] if isinstance(classes, str) else list(classes)  # "plane", not p-l-a-n-e
+        try:
+            absent_of[source] = tuple(canonical_class(c) for c in names)
+        except InputError as err:
+            raise InputError(f"known_absent of source {source!r}: {err}") from None
+    named = set(table.instances["class_name"]) | {c for v in table.images["labelled"] for c in v}
+    unknown = sorted(c for c in named if c not in VOCABULARY)
+    if unknown:
+        raise InputError(
+            f"the table names classes that are not declared in this process: {', '.join(unknown)}; "
+            "declare them with register_class(NAME, ...) or load_vocabulary(PATH) before build_dataset"
+        )
+    return absent_of
+
+
+def _clear_out(out: Path, overwrite: bool) -> bool:
+    """Make ``out`` an empty folder; return whether it existed before."""
+    existed = out.exists()
+    if existed and not out.is_dir():
+        raise InputError(f"{out} exists and is not a folder; choose another dataset folder")
+    if existed and any(out.iterdir()):
         if not overwrite:
             raise InputError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    chip_sources, heldout_sources = set(chip_sources), set(heldout_sources)
-    absent_of = {k: tuple(v) for k, v in (known_absent or {}).items()}
+    return existed
+
+
+def _write_triplets(
+    table: InstanceTable,
+    out: Path,
+    *,
+    seed: int,
+    out_size: int,
+    target_gsd: float,
+    overlap: float,
+    chip_sources: set[str],
+    heldout_sources: set[str],
+    heldout_fraction: float,
+    absent_of: Mapping[str, tuple[str, ...]],
+    zero_fraction: float,
+    attributes_per_class: int,
+    chip_rounds: int,
+    progress: bool,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The chip, instance and sample rows of every image, with their files written to ``out``."""
     # How many images each class occurs in: negatives favour classes that are common elsewhere.
     frequency = Counter(
         c for _, group in table.instances.groupby("image") for c in set(group["class_name"])
@@ -94,10 +203,11 @@ def build_dataset(
     samples: list[dict[str, Any]] = []
     by_image = dict(tuple(table.instances.groupby("image", sort=False)))
     images = table.images.sort_values(["source", "image"]).reset_index(drop=True)
+    stems: dict[str, set[str]] = {}
     for info in tqdm(images.to_dict("records"), desc="building triplets", unit="image", disable=not progress):
         inst = by_image.get(info["image"], table.instances.iloc[:0])
         source, split = str(info["source"]), str(info["split"])
-        stem = Path(info["image"]).stem
+        stem = _unique_stem(Path(info["image"]).stem, stems.setdefault(source, set()))
         (out / "chips" / source).mkdir(parents=True, exist_ok=True)
         (out / "masks" / source).mkdir(parents=True, exist_ok=True)
         width, height = int(info["width"]), int(info["height"])
@@ -144,11 +254,74 @@ def build_dataset(
                 exprs += [e for e in drawn if e.text not in seen]
             for k, expr in enumerate(exprs):
                 samples.append(_write_sample(expr, k, objs, size, chip_id, chips[-1], out))
-    return _finish(out, chips, inst_rows, samples, licences or {}, {
-        "format": FORMAT, "version": VERSION, "seed": seed, "out_size": out_size, "target_gsd": target_gsd,
-        "overlap": overlap, "heldout_fraction": heldout_fraction, "zero_fraction": zero_fraction,
-        "chip_rounds": chip_rounds,
-    })
+    return chips, inst_rows, samples
+
+
+def _unique_stem(stem: str, taken: set[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3`` ... if a file of the same source already has it (two
+    ``crop.png`` in different folders), so that chips and masks never overwrite each other.
+
+    >>> taken = set(); _unique_stem("crop", taken), _unique_stem("crop", taken)
+    ('crop', 'crop-2')
+    """
+    out, n = stem, 1
+    while out in taken:
+        n += 1
+        out = f"{stem}-{n}"
+    taken.add(out)
+    return out
+
+
+def _warn_of_large_whole_images(table: InstanceTable, chip_sources: set[str], out_size: int) -> None:
+    """Warn of sources whose images are stored whole although they are far larger than a chip."""
+    limit = max(LARGE_WHOLE_CHIP, 2 * out_size)
+    whole = table.images[~table.images["source"].isin(chip_sources)]
+    large = whole[whole[["width", "height"]].max(axis=1) > limit]
+    for source, group in large.groupby("source"):
+        biggest = group.iloc[int(np.argmax((group["width"] * group["height"]).to_numpy()))]
+        warnings.warn(
+            f"{len(group)} image(s) of source {source!r} are larger than {limit} px (up to "
+            f"{biggest['width']} x {biggest['height']}) and each becomes one chip, which training "
+            f"shrinks to the network's input size (384-512 px), so small objects vanish: pass "
+            f"chip_sources=[{source!r}] to cut them into chips near target_gsd",
+            UserWarning, stacklevel=3,
+        )
+
+
+def _warn_of_few_absent_samples(
+    samples: list[dict[str, Any]],
+    table: InstanceTable,
+    absent_of: Mapping[str, tuple[str, ...]],
+    zero_fraction: float,
+) -> None:
+    """Warn of sources with far fewer one-to-zero samples than ``zero_fraction``, saying why."""
+    if zero_fraction <= 0:
+        return
+    frame = pd.DataFrame(samples, columns=["source", "kind"])
+    for source, group in frame.groupby("source"):
+        share = float((group["kind"] == "zero").mean())
+        if share >= zero_fraction / 2:
+            continue
+        rows = table.images[table.images["source"] == source]
+        labelled = sorted({c for v in rows["labelled"] for c in v})
+        absent = absent_of.get(str(source), ())
+        if len(labelled) <= 1 and not absent:  # the usual case of one's own labels: always said
+            only = labelled[0] if labelled else "no class"
+            why = (f"its images label only {only} and no known_absent was given for it, so only its "
+                   f"images without any {only} can be asked for something absent")
+        elif len(group) < MIN_SAMPLES_TO_WARN:
+            continue  # a handful of samples may draw no absent class by chance
+        else:
+            why = (f"few of the classes it labels or knows absent ({', '.join(sorted({*labelled, *absent}))}) "
+                   "are missing from its images")
+        warnings.warn(
+            f"source {source!r} has {share:.0%} one-to-zero samples (an absent class, an empty mask) "
+            f"against zero_fraction={zero_fraction}, so the network is not taught to answer nothing "
+            f"where a class is absent: {why}. Pass known_absent={{{str(source)!r}: [classes never in its scenes]}} "
+            "(geosam prepare --known-absent), or add sources that label several classes "
+            "(docs/training.md, 'Absent classes')",
+            UserWarning, stacklevel=3,
+        )
 
 
 def _write_chip(

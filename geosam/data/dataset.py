@@ -30,7 +30,7 @@ from shapely.geometry import box
 from geosam.data.builder import FORMAT
 from geosam.data.expressions import Expression, Obj, refresh
 from geosam.data.rasterize import rasterize, rasterize_separated
-from geosam.data.vocabulary import VOCABULARY, members, phrase
+from geosam.data.vocabulary import VOCABULARY, members, phrase, register_classes
 from geosam.errors import InputError
 from geosam.model.base import PromptSegmenter
 from geosam.model.text import tokenize
@@ -122,6 +122,9 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         self.meta = json.loads(meta_file.read_text())
         if self.meta.get("format") != FORMAT:
             raise InputError(f"{meta_file} is not a {FORMAT} dataset")
+        # The classes of one's own it was built with: declared in this process (a new session, a
+        # torchrun worker) before an expression names them, so training needs no vocabulary flag.
+        register_classes(self.meta.get("vocabulary", ()), where=str(meta_file))
         splits = [split] if isinstance(split, str) else list(split)
         samples = pd.read_parquet(self.root / "samples.parquet")
         keep = samples["split"].isin(splits)
@@ -169,6 +172,12 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # DataLoader workers started with "spawn" (macOS, Windows) unpickle the dataset in a fresh
+        # interpreter, where only the built-in classes are declared.
+        self.__dict__.update(state)
+        register_classes(self.meta.get("vocabulary", ()), where=str(self.root / "dataset.json"))
 
     def set_epoch(self, epoch: int) -> None:
         """Select the augmentation draws of ``epoch`` (call before iterating a DataLoader)."""

@@ -12,6 +12,9 @@ the referred object and the others), so a flip or a crop changes them: :func:`re
 expression for an augmented view, keeping the referred object where it can ("the plane on the left"
 becomes "the plane on the right" after a horizontal flip).
 
+Classes of your own (:func:`geosam.data.register_class`) get the same expressions from their
+phrases; ``stuff`` ones (land cover) only class and absent-class expressions, like the built-in ones.
+
 >>> objs = [Obj(0, "ship", box(10, 10, 40, 30)), Obj(1, "ship", box(200, 150, 210, 160))]
 >>> [e.text for e in attribute_expressions(objs, 256, 256) if e.kind == "size"][:1]
 ['the largest ship']
@@ -27,7 +30,7 @@ import numpy as np
 import shapely
 from shapely.geometry import box  # noqa: F401  (used in the doctest)
 
-from geosam.data.vocabulary import VOCABULARY, groups_of, members
+from geosam.data.vocabulary import VOCABULARY, class_info, groups_of, members
 
 KINDS = ("class", "zero", "size", "position", "relation", "count")
 ATTRIBUTE_KINDS = ("size", "position", "relation", "count")
@@ -79,11 +82,11 @@ def _pick(options: Sequence[str], rng: np.random.Generator | None) -> str:
 
 
 def _singular(name: str, rng: np.random.Generator | None) -> str:
-    return _pick(VOCABULARY[name].singular, rng)
+    return _pick(class_info(name).singular, rng)
 
 
 def _plural(name: str, rng: np.random.Generator | None) -> str:
-    return _pick(VOCABULARY[name].plural, rng)
+    return _pick(class_info(name).plural, rng)
 
 
 def class_text(name: str, rng: np.random.Generator | None = None, *, count: int | None = None) -> str:
@@ -92,7 +95,7 @@ def class_text(name: str, rng: np.random.Generator | None = None, *, count: int 
     >>> class_text("plane")
     'airplanes'
     """
-    info = VOCABULARY[name]
+    info = class_info(name)
     s, p = _singular(name, rng), _plural(name, rng)
     if info.stuff:
         options = [p, s, f"the {p}", f"{p} in the image", f"all {p}", f"{s} areas", f"all the {s} areas"]
@@ -222,7 +225,7 @@ def position_expressions(objs: Sequence[Obj], name: str, width: int, height: int
 def relation_expressions(objs: Sequence[Obj]) -> list[Expression]:
     """"the X next to/closest to the Y" for a unique anchor Y and a clearly nearest X."""
     out: list[Expression] = []
-    classes = sorted({o.class_name for o in objs if not VOCABULARY[o.class_name].stuff})
+    classes = sorted({o.class_name for o in objs if not class_info(o.class_name).stuff})
     for anchor_class in classes:
         anchors = _of_class(objs, anchor_class)
         if len(anchors) != 1 or anchors[0].visible < 0.5:
@@ -263,7 +266,7 @@ def attribute_expressions(
     """Every unambiguous size, position, relation and count expression of a view, with text."""
     exprs: list[Expression] = []
     for name in sorted({o.class_name for o in objs}):
-        if VOCABULARY[name].stuff:
+        if class_info(name).stuff:
             continue
         exprs += size_expressions(objs, name)
         exprs += position_expressions(objs, name, width, height)
@@ -346,7 +349,7 @@ def _hard_negatives(
 ) -> list[str]:
     pool = list(absent)
     present = {o.class_name for o in objs}
-    look_alikes = {a for c in present for a in VOCABULARY[c].look_alikes} & set(pool)
+    look_alikes = {a for c in present for a in class_info(c).look_alikes} & set(pool)
     chosen: list[str] = []
     while pool and len(chosen) < n:
         hard = [c for c in pool if c in look_alikes]

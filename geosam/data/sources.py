@@ -106,6 +106,19 @@ SHARED_SOURCES: tuple[Source, ...] = (
 )
 
 
+#: What a shared data root (``geosam prepare --data-root``) holds: one folder per source.
+SHARED_LAYOUT = """\
+  ships_ge/   YOLO: data.yaml, and train/ valid/ each with images/ and labels/
+  hrplanes/   COCO: train/ and valid/, each with _annotations.coco.json beside its images
+  dota/       DOTA: images/ and labelTxt/
+  isaid/      iSAID: train/ and val/, each with P*.png, P*_instance_color_RGB.png, P*_instance_id_RGB.png
+  loveda/     img/ and ann/ (LoveDA class masks, paired by file name)
+  vaihingen/  img/ and ann/ (ISPRS Vaihingen class masks, paired by file name)
+  spacenet/   sample_geotiff.tif + geotiff_labels.geojson, road_mask_input.tif + sample_road_raster_mask.tif
+  neon/       OSBS_029.csv and the images it names
+"""
+
+
 def get_source(name: str) -> Source:
     """The :class:`Source` called ``name``."""
     for src in SHARED_SOURCES:
@@ -114,13 +127,64 @@ def get_source(name: str) -> Source:
     raise InputError(f"unknown source {name!r}; known: {', '.join(s.name for s in SHARED_SOURCES)}")
 
 
-def read_shared_data(root: str | Path, sources: Sequence[str] | None = None) -> InstanceTable:
-    """Every labelled source of the shared data folder (or the named ``sources``) in one table."""
-    root = Path(root)
+def _guess_format(folder: Path) -> str:
+    """The reader call that a folder of labels of one's own looks made for, or ``""``.
+
+    >>> _guess_format(Path("tests/data/eval/ships_ge"))
+    "read_yolo('tests/data/eval/ships_ge')"
+    """
+    if (folder / "images").is_dir() and (folder / "labelTxt").is_dir():
+        return f"read_dota({str(folder)!r})"
+    children = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]
+    if (folder / "data.yaml").is_file() or any((p / "images").is_dir() for p in children):
+        return f"read_yolo({str(folder)!r})"
+    jsons = [j for p in children for j in sorted(p.glob("*.json"))]
+    return f"read_coco({str(jsons[0])!r})" if jsons else ""
+
+
+def _check_root(root: Path, chosen: Sequence[Source]) -> None:
+    """Refuse a data root that is not a folder of the shared layout, saying what it looks like."""
     if not root.is_dir():
         raise InputError(f"data root {root} is not a folder")
+    missing = [s.name for s in chosen if not (root / s.name).is_dir()]
+    if not missing:
+        return
+    found = [s.name for s in chosen if s.name not in missing]
+    folders = ", ".join(f"{m}/" for m in missing)
+    what = (f"lacks the {folders} folder(s) of the shared layout (SHARED_LAYOUT in geosam.data.sources); "
+            f"pass sources=[...] naming the ones it has ({', '.join(found)})" if found else
+            f"has none of the folders of the shared layout ({folders}: SHARED_LAYOUT in geosam.data.sources)")
+    guess = _guess_format(root)
+    how = (f"it looks like labels of your own: read it with {guess} and build_dataset" if guess else
+           "labels of your own are read with read_coco/read_yolo/read_dota and build_dataset")
+    raise InputError(f"data root {root} {what}; {how} (docs/training.md section 1)")
+
+
+def read_shared_data(root: str | Path, sources: Sequence[str] | None = None) -> InstanceTable:
+    """Every labelled source of the shared data folder (or the named ``sources``) in one table.
+
+    ``root`` holds one folder per source (:data:`SHARED_LAYOUT`); a missing one is refused.
+    """
+    root = Path(root)
     chosen = [get_source(n) for n in sources] if sources else list(SHARED_SOURCES)
+    _check_root(root, chosen)
     return InstanceTable.concat([s.read(root) for s in chosen])
+
+
+def shared_build_options(sources: Sequence[str] | None = None) -> dict[str, Any]:
+    """The :func:`geosam.data.build_dataset` options of the shared sources (all or the named
+    ones): which to chip and hold out, their known-absent classes and licence terms.
+
+    >>> shared_build_options(["ships_ge"])["chip_sources"]
+    []
+    """
+    chosen = [get_source(n) for n in sources] if sources else list(SHARED_SOURCES)
+    return {
+        "chip_sources": [s.name for s in chosen if s.chip],
+        "heldout_sources": [s.name for s in chosen if s.heldout],
+        "known_absent": {s.name: s.known_absent for s in chosen},
+        "licences": {s.name: {"commercial_use": s.commercial_use} for s in chosen},
+    }
 
 
 def build_shared_dataset(
@@ -137,14 +201,5 @@ def build_shared_dataset(
     """
     from geosam.data.builder import build_dataset
 
-    chosen = [get_source(n) for n in sources] if sources else list(SHARED_SOURCES)
-    table = InstanceTable.concat([s.read(Path(root)) for s in chosen])
-    return build_dataset(
-        table,
-        out,
-        chip_sources=[s.name for s in chosen if s.chip],
-        heldout_sources=[s.name for s in chosen if s.heldout],
-        known_absent={s.name: s.known_absent for s in chosen},
-        licences={s.name: {"commercial_use": s.commercial_use} for s in chosen},
-        **options,
-    )
+    table = read_shared_data(root, sources)
+    return build_dataset(table, out, **shared_build_options(sources), **options)

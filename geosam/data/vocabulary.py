@@ -11,12 +11,26 @@ Vaihingen) map onto the same table (``agriculture``, ``impervious`` ...).
 ('ships', 'boats')
 >>> phrase("plane", plural=True)
 'airplanes'
+
+Classes of your own are declared with :func:`register_class` (or a vocabulary file, a JSON list of
+such classes, with :func:`load_vocabulary`) before their labels are read; a dataset built with
+them records them in its ``dataset.json`` and declares them again when it is opened.
+
+>>> register_class("solar-panel", singular="solar panel", look_alikes=["building"]).plural
+('solar panels',)
+>>> canonical_class("Solar_Panels")
+'solar-panel'
+>>> _unregister("solar-panel")
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 from geosam.errors import InputError
 
@@ -154,6 +168,8 @@ _CLASSES = (
 
 #: Canonical class name -> :class:`ClassInfo`.
 VOCABULARY: dict[str, ClassInfo] = {c.name: c for c in _CLASSES}
+#: The classes geosam ships with; the other entries of VOCABULARY were declared by register_class.
+BUILTIN_CLASSES: frozenset[str] = frozenset(VOCABULARY)
 
 
 def _key(label: str) -> str:
@@ -169,8 +185,9 @@ for _info in _CLASSES:
 def canonical_class(label: str) -> str:
     """The canonical class name of a dataset label (case, ``_``/``-``/space and plural insensitive).
 
-    Raises :class:`~geosam.errors.InputError` naming the label when it is not in the vocabulary;
-    pass an explicit ``class_map`` to the readers to map labels of your own.
+    Raises :class:`~geosam.errors.InputError` naming the label when it is not in the vocabulary,
+    with the two ways out: declare it (:func:`register_class`, :func:`load_vocabulary`) or map it
+    onto a known class with the readers' ``class_map``.
 
     >>> canonical_class("Ground_Track_Field"), canonical_class("boat")
     ('ground-track-field', 'ship')
@@ -180,10 +197,31 @@ def canonical_class(label: str) -> str:
         return _ALIASES[key]
     if key.endswith("s") and key[:-1] in _ALIASES:
         return _ALIASES[key[:-1]]
+    text = " ".join(label.lower().split())
+    suggestion = _suggest_name(label)
     raise InputError(
-        f"label {label!r} is not in the geosam vocabulary; pass class_map={{{label!r}: NAME}} with "
-        f"one of: {', '.join(sorted(VOCABULARY))}"
+        f"label {label!r} is not in the geosam vocabulary. To use it as a class of its own, "
+        f"declare it before reading the labels: register_class({suggestion!r}, singular={text!r}) or "
+        f"a vocabulary file loaded with load_vocabulary(PATH) (docs/training.md, 'Classes of your "
+        f"own'); or map it onto a known class with class_map={{{label!r}: NAME}}, NAME one of: "
+        f"{', '.join(sorted(VOCABULARY))}"
     )
+
+
+def class_info(name: str) -> ClassInfo:
+    """The :class:`ClassInfo` of canonical class ``name``, with a clear error for an undeclared one.
+
+    >>> class_info("ship").stuff
+    False
+    """
+    info = VOCABULARY.get(name)
+    if info is None:
+        raise InputError(
+            f"class {name!r} is not in the geosam vocabulary of this process: declare it with "
+            f"register_class({name!r}, ...) or load_vocabulary(PATH) first (a dataset built with it "
+            "declares it when opened with TripletDataset)"
+        )
+    return info
 
 
 def phrase(name: str, *, plural: bool = False, index: int = 0) -> str:
@@ -192,14 +230,14 @@ def phrase(name: str, *, plural: bool = False, index: int = 0) -> str:
     >>> phrase("small-vehicle"), phrase("small-vehicle", plural=True, index=1)
     ('car', 'small vehicles')
     """
-    info = VOCABULARY[name]
+    info = class_info(name)
     options = info.plural if plural else info.singular
     return options[index % len(options)]
 
 
 def members(name: str) -> tuple[str, ...]:
     """The leaf classes whose instances a class covers: its children for a group, else itself."""
-    info = VOCABULARY[name]
+    info = class_info(name)
     return info.children or (name,)
 
 
@@ -243,3 +281,260 @@ def group_prompts(prompt: str) -> tuple[str, ...]:
     info, plural = group
     head, tail = match["head"] or "", match["tail"] or ""
     return tuple(f"{head}{phrase(child, plural=plural)}{tail}" for child in info.children)
+
+
+# -- classes of your own -------------------------------------------------------------------------
+_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_FIELDS = ("name", "singular", "plural", "stuff", "look_alikes", "aliases")
+
+
+def _suggest_name(label: str) -> str:
+    """A valid class name for ``label``: "Solar Panel" -> "solar-panel"."""
+    return "-".join(re.sub(r"[^a-z0-9]+", " ", label.lower()).split()) or "my-class"
+
+
+def _pluralise(text: str) -> str:
+    """The English plural of a phrase's last word, for the common regular cases.
+
+    >>> _pluralise("solar panel"), _pluralise("greenhouse"), _pluralise("quarry"), _pluralise("bench")
+    ('solar panels', 'greenhouses', 'quarries', 'benches')
+    """
+    head, _, last = text.rpartition(" ")
+    if re.search(r"[^aeiou]y$", last):
+        last = last[:-1] + "ies"
+    elif re.search(r"(s|x|z|ch|sh)$", last):
+        last += "es"
+    else:
+        last += "s"
+    return f"{head} {last}" if head else last
+
+
+def _phrases(value: str | Iterable[str] | None, what: str, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise InputError(f"class {name!r}: {what} must be non-empty strings, got {item!r}")
+        out.append(" ".join(item.lower().split()))  # the tokenizer is uncased; one space between words
+    return tuple(dict.fromkeys(out))
+
+
+def make_class(
+    name: str,
+    *,
+    singular: str | Iterable[str] | None = None,
+    plural: str | Iterable[str] | None = None,
+    stuff: bool = False,
+    look_alikes: Iterable[str] = (),
+    aliases: Iterable[str] = (),
+) -> ClassInfo:
+    """A checked :class:`ClassInfo` for a class of your own, without declaring it (see
+    :func:`register_class` for the arguments).
+
+    >>> make_class("solar-farm", stuff=True).plural
+    ('solar farm',)
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InputError(
+            f"class name {name!r} must be lower-case words (letters, digits) joined by '-', "
+            f"e.g. {_suggest_name(str(name))!r}"
+        )
+    if not isinstance(stuff, bool):
+        raise InputError(f"class {name!r}: stuff must be true or false, got {stuff!r}")
+    one = _phrases(singular, "singular phrases", name) or (name.replace("-", " "),)
+    # Land cover has no plural form to speak of ("water", "farmland"); objects add an "s".
+    many = _phrases(plural, "plural phrases", name) or (one if stuff else tuple(_pluralise(t) for t in one))
+    alike = _phrases(look_alikes, "look_alikes", name)
+    alias = _phrases(aliases, "aliases", name)
+    return ClassInfo(name, one, many, stuff, alike, (), alias)
+
+
+def register_class(
+    name: str,
+    *,
+    singular: str | Iterable[str] | None = None,
+    plural: str | Iterable[str] | None = None,
+    stuff: bool = False,
+    look_alikes: Iterable[str] = (),
+    aliases: Iterable[str] = (),
+) -> ClassInfo:
+    """Declare a class of your own, so that the importers accept its labels and the expression
+    generator can name it; returns its :class:`ClassInfo`.
+
+    ``name`` is the canonical name (lower-case words joined by ``-``, as ``"solar-panel"``);
+    ``singular``/``plural`` the phrases that name it, preferred first (default: the name's words,
+    and their plural for objects); ``stuff`` marks uncountable land cover (no size, position, count
+    or relation expressions); ``look_alikes`` are classes a model confuses it with (hard negatives:
+    declared class names); ``aliases`` are other labels datasets give it (``"PV module"``). A
+    label's case, ``_``/``-``/spaces and a final ``s`` do not matter.
+
+    Declaring a class again with the same definition does nothing; a different definition of a
+    declared (or built-in) class is refused, since datasets already built name it by its phrases.
+
+    >>> register_class("greenhouse", look_alikes=["building"]).plural
+    ('greenhouses',)
+    >>> register_class("greenhouse", look_alikes=["building"]) == VOCABULARY["greenhouse"]
+    True
+    >>> _unregister("greenhouse")
+    """
+    info = make_class(name, singular=singular, plural=plural, stuff=stuff, look_alikes=look_alikes,
+                      aliases=aliases)
+    _register([info], "register_class")
+    return VOCABULARY[info.name]
+
+
+def class_to_json(info: ClassInfo) -> dict[str, Any]:
+    """The vocabulary-file entry of a class (the arguments of :func:`register_class`).
+
+    >>> class_to_json(make_class("solar-panel"))["plural"]
+    ['solar panels']
+    """
+    data = asdict(info)
+    return {key: list(data[key]) if isinstance(data[key], tuple) else data[key] for key in _FIELDS}
+
+
+def class_from_json(entry: Any, where: str) -> ClassInfo:
+    """The :class:`ClassInfo` of one vocabulary-file entry (checked, not declared); ``where``
+    names the entry in errors."""
+    if not isinstance(entry, Mapping):
+        raise InputError(f"{where}: a class must be a JSON object with a 'name', got {entry!r}")
+    unknown = sorted(set(entry) - set(_FIELDS))
+    if unknown or "name" not in entry:
+        raise InputError(
+            f"{where}: a class has the keys {', '.join(_FIELDS)} ('name' required), got "
+            f"{sorted(entry)}"
+        )
+    try:
+        return make_class(**dict(entry))
+    except InputError as err:
+        raise InputError(f"{where}: {err}") from None
+
+
+def register_classes(entries: Iterable[Mapping[str, Any] | ClassInfo], *, where: str = "") -> list[ClassInfo]:
+    """Declare several classes at once (vocabulary-file entries or :class:`ClassInfo`), which may
+    name each other as look-alikes; nothing is declared if one of them is refused.
+
+    >>> [c.name for c in register_classes([{"name": "pier-x", "look_alikes": ["pond-x"]},
+    ...                                    {"name": "pond-x", "stuff": True}])]
+    ['pier-x', 'pond-x']
+    >>> _unregister("pier-x"); _unregister("pond-x")
+    """
+    infos = [
+        e if isinstance(e, ClassInfo) else class_from_json(e, f"{where or 'vocabulary'} entry {i}")
+        for i, e in enumerate(entries)
+    ]
+    _register(infos, where or "vocabulary")
+    return [VOCABULARY[i.name] for i in infos]
+
+
+def load_vocabulary(path: str | Path) -> list[ClassInfo]:
+    """Declare the classes of a vocabulary file and return them.
+
+    The file is a JSON list of classes, each an object with the arguments of
+    :func:`register_class`::
+
+        [{"name": "solar-panel", "singular": ["solar panel", "pv panel"],
+          "plural": ["solar panels", "pv panels"], "look_alikes": ["building"],
+          "aliases": ["PV module"]},
+         {"name": "solar-farm", "stuff": true}]
+
+    A triplet dataset's ``dataset.json`` (or its folder) is read too: its ``vocabulary`` entry
+    holds the classes of its own it was built with.
+
+    >>> load_vocabulary("my_classes.json")   # doctest: +SKIP
+    """
+    path = Path(path)
+    file = path / "dataset.json" if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text())
+    except OSError as err:
+        raise InputError(f"cannot read the vocabulary file {file}: {err.strerror or err}") from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"vocabulary file {file} is not valid JSON: {err}") from None
+    if isinstance(data, Mapping) and data.get("format") == "geosam-triplets":  # a dataset.json
+        data = data.get("vocabulary", [])  # built before datasets recorded it: none of its own
+    if not isinstance(data, list):
+        raise InputError(
+            f"vocabulary file {file} must hold a JSON list of classes, e.g. "
+            '[{"name": "solar-panel", "singular": ["solar panel"], "look_alikes": ["building"]}]'
+        )
+    return register_classes(data, where=str(file))
+
+
+def own_classes(names: Iterable[str] | None = None) -> list[ClassInfo]:
+    """The declared classes that are not built in (of ``names`` only, if given), with the declared
+    classes they name as look-alikes, so that they can be declared again elsewhere.
+
+    >>> own_classes(["ship", "plane"])
+    []
+    """
+    wanted = set(VOCABULARY) if names is None else set(names)
+    todo = sorted(c for c in wanted if c in VOCABULARY and c not in BUILTIN_CLASSES)
+    out: dict[str, ClassInfo] = {}
+    while todo:
+        name = todo.pop()
+        if name not in out:
+            out[name] = VOCABULARY[name]
+            todo += [a for a in out[name].look_alikes if a not in BUILTIN_CLASSES and a in VOCABULARY]
+    return [out[n] for n in sorted(out)]
+
+
+def _keys(info: ClassInfo) -> list[str]:
+    return [_key(t) for t in (info.name, *info.aliases, *info.singular, *info.plural)]
+
+
+def _register(infos: Sequence[ClassInfo], where: str) -> None:
+    """Check ``infos`` together, then declare the new ones (all or none)."""
+    batch = {i.name: i for i in infos}
+    if len(batch) != len(infos):
+        dup = sorted({i.name for i in infos if sum(j.name == i.name for j in infos) > 1})
+        raise InputError(f"{where}: class {dup[0]!r} is declared twice")
+    new = [i for i in infos if VOCABULARY.get(i.name) != i]
+    owner: dict[str, str] = {}
+    for info in new:
+        if info.name in VOCABULARY:
+            what = "a built-in class" if info.name in BUILTIN_CLASSES else "already declared"
+            raise InputError(
+                f"{where}: class {info.name!r} is {what} with another definition "
+                f"({class_to_json(VOCABULARY[info.name])}); declare yours under another name, or "
+                "give exactly the same definition"
+            )
+        for other in info.look_alikes:
+            if other == info.name:
+                raise InputError(f"{where}: class {info.name!r} names itself as a look-alike")
+            if other not in VOCABULARY and other not in batch:
+                raise InputError(
+                    f"{where}: look-alike {other!r} of class {info.name!r} is not a class name; "
+                    f"{_did_you_mean(other)}"
+                )
+        # A phrase that names two classes would teach the network two answers to one prompt.
+        for key in _keys(info):
+            taken = _ALIASES.get(key) or owner.get(key)
+            if taken is not None and taken != info.name:
+                raise InputError(
+                    f"{where}: {key!r} of class {info.name!r} already names class {taken!r}; a label "
+                    "or phrase must name one class (map such labels with class_map= instead)"
+                )
+            owner[key] = info.name
+    for info in new:
+        VOCABULARY[info.name] = info
+        for key in _keys(info):
+            _ALIASES[key] = info.name
+
+
+def _did_you_mean(label: str) -> str:
+    try:
+        return f"did you mean {canonical_class(label)!r}?"
+    except InputError:
+        return "name a built-in or declared class (geosam.data.VOCABULARY)"
+
+
+def _unregister(name: str) -> None:
+    """Forget a class declared in this process (tests and doctests: declarations are global)."""
+    if name in BUILTIN_CLASSES:
+        raise InputError(f"{name!r} is a built-in class")
+    VOCABULARY.pop(name, None)
+    for key in [k for k, v in _ALIASES.items() if v == name]:
+        del _ALIASES[key]
