@@ -47,13 +47,30 @@ def block_windows(stride: int, overlap: int, chunk_hint: int, batch_size: int) -
 
 
 def _pad_end(x: da.Array, axis: int, amount: int) -> da.Array:
-    """``x`` with ``amount`` zeros appended along ``axis``, as one chunk: ``da.pad`` cuts the padding
-    into chunks as small as the edge chunk, which for a scene of a few pixels makes a million tasks."""
+    """``x`` extended by ``amount`` pixels along ``axis`` with its own mirror image, as one chunk.
+
+    Black padding is read by the network as a scene of its own (a 400-pixel scene padded to a
+    512-pixel window lost every field it held), so the last windows see the scene mirrored at its
+    edge instead; the padding is cropped from the output. ``da.pad`` would cut it into chunks as
+    small as the edge chunk: a million tasks for a scene of a few pixels.
+    """
     if amount <= 0:
         return x
-    shape, chunks = list(x.shape), list(x.chunks)
-    shape[axis], chunks[axis] = amount, (amount,)
-    return da.concatenate([x, da.zeros(shape, dtype=x.dtype, chunks=tuple(chunks))], axis=axis)
+    size = x.shape[axis]
+    edge = min(size, amount)  # the mirror of the last `amount` pixels, repeated for a tiny scene
+    index: list[slice] = [slice(None)] * x.ndim
+    index[axis] = slice(size - edge, size)
+    strip = x[tuple(index)].rechunk({axis % x.ndim: edge})
+    chunks = list(strip.chunks)
+    chunks[axis] = (amount,)
+
+    def mirror(block: np.ndarray) -> np.ndarray:
+        widths = [(0, 0)] * block.ndim
+        widths[axis] = (0, amount)
+        return np.take(np.pad(block, widths, mode="symmetric"), np.arange(edge, edge + amount), axis)
+
+    tail = strip.map_blocks(mirror, chunks=tuple(chunks), dtype=x.dtype)
+    return da.concatenate([x, tail], axis=axis)
 
 
 def sliding_segment(

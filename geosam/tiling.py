@@ -3,7 +3,8 @@
 A scene axis of ``size`` pixels is covered by windows of ``tile`` pixels starting every
 ``stride = tile - overlap`` pixels from 0 (a global grid: it depends on the scene only, never on dask
 chunks, which is what makes results independent of chunking). The last window may run past the
-scene; that part is padding, marked nodata, and cropped away.
+scene; that part is the scene mirrored at its edge (black padding would be read as a scene of its
+own), and it is cropped away.
 
 Blending: each window's probabilities are weighted by a separable profile ``w(y) * w(x)`` that is
 1 in the window's middle and ramps down over the ``overlap`` pixels at each edge with a raised-cosine
@@ -112,7 +113,7 @@ class WindowGrid:
 
     @property
     def padded_size(self) -> int:
-        """End of the last window: the scene is padded with nodata up to here."""
+        """End of the last window: the scene is extended with its mirror image up to here."""
         return (self.count - 1) * self.stride + self.tile
 
     def profile(self) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -29,3 +30,5 @@ def test_pipeline_notebook_executes(tmp_path: Path) -> None:
     assert len(images) >= 2  # the probability plot and the map
     text = "".join(out.get("text", "") for out in outputs)
     assert "objects; EPSG:26914" in text and "True" in text  # vectors in the CRS; Zarr round trip
+    found = int(re.search(r"(\d+) objects; EPSG", text).group(1))  # type: ignore[union-attr]
+    assert found >= 10  # the text promises fields to draw (0 when small scenes were padded black)

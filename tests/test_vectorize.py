@@ -100,10 +100,14 @@ def test_boxes_axis_aligned_and_oriented(probability: xr.DataArray) -> None:
     assert (
         oriented.geometry.buffer(1e-6).covers(polygons.geometry).all()
     )  # mm: float error at 5e6 m
+    # boxes() on CRS coordinates gives the same minimum rectangles; where two rectangles tie for the
+    # minimum (an L-shaped region can have an axis-aligned and a tilted one of equal area), float
+    # error may pick the other, so compare what defines them: the area, and covering the region
     again = geosam.boxes(polygons, oriented=True)
-    assert (
-        shapely.hausdorff_distance(again.geometry.values, oriented.geometry.values) < 1e-6
-    ).all()
+    np.testing.assert_allclose(again.geometry.area.values, oriented_areas, rtol=1e-9, atol=1e-6)
+    assert again.geometry.buffer(1e-6).covers(polygons.geometry).all()
+    same = shapely.hausdorff_distance(again.geometry.values, oriented.geometry.values) < 1e-6
+    assert same.mean() > 0.95
     assert shapely.equals(geosam.boxes(polygons).geometry.values, boxes.geometry.values).all()
 
 
