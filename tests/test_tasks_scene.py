@@ -118,6 +118,23 @@ def test_ground_is_the_union_box(probs: xr.DataArray) -> None:
     assert scene.ground_from_scene_prob(probs.isel(prompt=0), threshold=0.95).empty
 
 
+def test_ground_with_an_attribute_keeps_one_object_as_on_images(probs: xr.DataArray) -> None:
+    ship = probs.isel(prompt=0)
+    largest = scene.ground_from_scene_prob(ship, threshold=0.5, attribute="largest")
+    assert largest["objects"].tolist() == [1] and largest.geometry.iloc[0].equals(_box(12, 10, 22, 20))
+    corner = scene.ground_from_scene_prob(ship, threshold=0.5, attribute="bottom left")
+    assert corner.geometry.iloc[0].equals(_box(2, 30, 6, 34))
+    # the same choice as refer() makes on the pixels of that map
+    from geosam.tasks.referring import select_component
+
+    for attribute, found in (("largest", largest), ("bottom left", corner)):
+        kept = select_component(np.nan_to_num(ship.values), attribute) > 0.5
+        rows, cols = np.nonzero(kept)
+        assert found.geometry.iloc[0].equals(
+            _box(cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+        )
+
+
 def test_changes_between_two_dates() -> None:
     before = np.zeros((40, 40))
     before[2:8, 2:8] = 0.9  # disappears
@@ -196,6 +213,9 @@ def test_accessor_tasks_on_a_real_scene(fast_model: RemoteSAM, two_dates: xr.Dat
 
     ground = two_dates.remotesam.ground("the pond", model=fast_model, threshold=t)
     assert set(ground.columns) >= {"prompt", "time", "score", "objects", "geometry"}
+    largest = two_dates.remotesam.ground("the largest pond", model=fast_model, threshold=t)
+    assert len(largest) == 2 and (largest["objects"] == 1).all()
+    assert (largest["prompt"] == "the largest pond").all()
     changes = two_dates.remotesam.detect_changes("pond in the image", model=fast_model, threshold=t)
     assert set(changes["change"]) <= {"appeared", "disappeared", "persisted"}
     assert changes.crs == two_dates.rio.crs

@@ -142,19 +142,45 @@ def select_component(
     >>> int((select_component(prob, "largest") > 0.5).sum()), int((select_component(prob, "top left") > 0.5).sum())
     (12, 4)
     """
-    if attribute not in ATTRIBUTES:
-        raise InputError(f"unknown attribute {attribute!r}; known: {', '.join(ATTRIBUTES)}")
+    _check_attribute(attribute)
     comps = components(prob, threshold)
     if len(comps) == 0:
         return np.zeros_like(prob)
     h, w = prob.shape
     from scipy import ndimage
 
-    # candidates: label numbers of the components large enough to be objects
-    index = np.flatnonzero(comps.areas >= min_relative_area * comps.areas.max()) + 1
-    areas = comps.areas[index - 1]
-    cy, cx = np.asarray(ndimage.center_of_mass(np.ones_like(comps.labels), comps.labels, index)).reshape(-1, 2).T
-    x, y = (cx + 0.5) / w, (cy + 0.5) / h
+    labels = np.arange(1, len(comps.areas) + 1)
+    cy, cx = np.asarray(ndimage.center_of_mass(np.ones_like(comps.labels), comps.labels, labels)).reshape(-1, 2).T
+    best = choose_object(comps.areas, (cx + 0.5) / w, (cy + 0.5) / h, attribute,
+                         min_relative_area=min_relative_area)
+    return np.where(comps.labels == labels[best], prob, 0.0).astype(prob.dtype)
+
+
+def _check_attribute(attribute: str) -> None:
+    if attribute not in ATTRIBUTES:
+        raise InputError(f"unknown attribute {attribute!r}; known: {', '.join(ATTRIBUTES)}")
+
+
+def choose_object(
+    areas: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    attribute: str,
+    *,
+    min_relative_area: float = MIN_RELATIVE_AREA,
+) -> int:
+    """Index of the object that has ``attribute``, among objects of ``areas`` whose centroids are
+    ``x``, ``y`` in fractions of the image or scene (0 = left / top); specks smaller than
+    ``min_relative_area`` of the largest are never chosen. Images and scenes share it, so that an
+    expression means the same in both.
+
+    >>> int(choose_object(np.array([4, 12]), np.array([0.2, 0.75]), np.array([0.2, 0.7]), "top left"))
+    0
+    """
+    _check_attribute(attribute)
+    areas, x, y = (np.asarray(v, dtype=float) for v in (areas, x, y))
+    candidates = np.flatnonzero(areas >= min_relative_area * areas.max())
+    areas, x, y = areas[candidates], x[candidates], y[candidates]
     target = {
         "top left": (0, 0),
         "top right": (1, 0),
@@ -171,10 +197,10 @@ def select_component(
     else:
         tx, ty = target.get(attribute, (0.5, 0.5))
         best = int(np.argmin((x - tx) ** 2 + (y - ty) ** 2))
-    return np.where(comps.labels == index[best], prob, 0.0).astype(prob.dtype)
+    return int(candidates[best])
 
 
-def _class_prompt(subject: str) -> str:
+def class_prompt(subject: str) -> str:
     """The prompt that segments every instance of ``subject``: its plural phrase when geosam's
     vocabulary knows the class ("plane" -> "airplanes"), else the subject itself."""
     from geosam.data.vocabulary import canonical_class, phrase
@@ -198,5 +224,5 @@ def refer(
     parsed = parse_attribute(expression)
     if parsed is None:
         return prompt_probabilities(model, image, [expression])[0]
-    prob = prompt_probabilities(model, image, [_class_prompt(parsed.subject)])[0]
+    prob = prompt_probabilities(model, image, [class_prompt(parsed.subject)])[0]
     return select_component(prob, parsed.attribute, threshold=threshold)

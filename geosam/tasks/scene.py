@@ -38,6 +38,7 @@ from geosam.model.text import normalize_prompts
 from geosam.tasks._probs import CLASS_TEMPLATE, check_classes, class_prompts
 from geosam.tasks.boxes import MIN_SCORE, NMS_IOU, nested_polygons, polygon_nms
 from geosam.tasks.classification import CLASS_THRESHOLD, MULTI_LABEL_BALANCE
+from geosam.tasks.referring import class_prompt, parse_attribute
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -259,10 +260,15 @@ def ground_from_scene_prob(
     *,
     threshold: float = 0.5,
     min_score: float = MIN_SCORE,
+    attribute: str | None = None,
     progress: bool = False,
 ) -> gpd.GeoDataFrame:
-    """:func:`ground_scene` on a probability DataArray already computed."""
+    """:func:`ground_scene` on a probability DataArray already computed; ``attribute`` ("largest",
+    "top left" ...) keeps one object per time step, chosen as on images
+    (:func:`geosam.tasks.referring.choose_object`, centroids in fractions of the scene)."""
     import geopandas as gpd
+
+    from geosam.tasks.referring import choose_object
 
     if PROMPT_DIM not in prob.dims:
         prob = (
@@ -275,9 +281,19 @@ def ground_from_scene_prob(
     rows: list[dict[str, Any]] = []
     keys = [k for k in ("time",) if k in objects.columns]
     groups = objects.groupby(keys, sort=True) if keys else [((), objects)]
+    left, bottom, right, top = prob.rio.bounds()
     for key, group in groups:
         if group.empty:
             continue
+        if attribute is not None:
+            centre = group.geometry.centroid
+            pick = choose_object(
+                group["pixels"].to_numpy(),
+                (centre.x.to_numpy() - left) / (right - left),
+                (top - centre.y.to_numpy()) / (top - bottom),
+                attribute,
+            )
+            group = group.iloc[[pick]]
         pixels = group["pixels"].to_numpy()
         row: dict[str, Any] = {"prompt": group["prompt"].iloc[0]}
         if keys:
@@ -302,7 +318,9 @@ def ground_scene(
     **segment_kwargs: Any,
 ) -> gpd.GeoDataFrame:
     """The box of what ``expression`` refers to, in the scene's CRS: one row per time step where
-    something was found (none if nothing was), the union box of all its objects.
+    something was found (none if nothing was), the union box of all its objects. Size and position
+    expressions ("the largest field", "the ship in the top left") segment their class and keep the
+    one object with that attribute, as :func:`geosam.tasks.referring.refer` does on images.
 
     Columns: ``prompt``, ``time`` (for a time series), ``score`` (mean probability over the objects'
     pixels), ``objects``, ``pixels`` and ``geometry``.
@@ -314,8 +332,16 @@ def ground_scene(
     if not isinstance(expression, str):
         raise PromptError(f"expression must be one string, got {type(expression).__name__}")
     normalize_prompts(expression)
-    prob = segment(obj, [expression], **segment_kwargs)
-    return ground_from_scene_prob(prob, threshold=threshold, progress=progress)
+    parsed = parse_attribute(expression)
+    if parsed is None:
+        prob = segment(obj, [expression], **segment_kwargs)
+        return ground_from_scene_prob(prob, threshold=threshold, progress=progress)
+    prob = segment(obj, [class_prompt(parsed.subject)], **segment_kwargs)
+    found = ground_from_scene_prob(
+        prob, threshold=threshold, attribute=parsed.attribute, progress=progress
+    )
+    found["prompt"] = expression
+    return found
 
 
 def _regions_in(regions: gpd.GeoDataFrame | gpd.GeoSeries, crs: Any) -> gpd.GeoDataFrame:
