@@ -221,3 +221,22 @@ def test_accessor_tasks_on_a_real_scene(fast_model: RemoteSAM, two_dates: xr.Dat
     assert changes.crs == two_dates.rio.crs
     with pytest.raises(InputError, match="time dimension"):
         two_dates.isel(time=0).remotesam.detect_changes("ponds", model=fast_model)
+
+
+def test_regions_off_the_scene_and_dates_by_year(
+    fast_model: RemoteSAM, two_dates: xr.DataArray
+) -> None:
+    left, bottom, right, top = two_dates.rio.bounds()
+    regions = gpd.GeoDataFrame(
+        geometry=[shapely.box(right + 1000, top + 1000, right + 2000, top + 2000),  # off the scene
+                  shapely.box(left, bottom, right, top).buffer(-100)],
+        crs=two_dates.rio.crs,
+    )  # fmt: skip
+    out = two_dates.remotesam.classify_regions(regions, ["pond", "field"], model=fast_model)
+    assert out.loc[out.region == 0, ["pond", "score"]].isna().all().all()  # used to raise
+    assert out.loc[out.region == 1, "score"].notna().all()
+    by_year = two_dates.remotesam.detect_changes("pond", before="2009", after="2020", model=fast_model)
+    full = two_dates.remotesam.detect_changes("pond", model=fast_model)
+    assert by_year.geometry.equals(full.geometry)
+    with pytest.raises(InputError, match=r"selects 0 time steps.*2009-08-18, 2020-08-31"):
+        two_dates.remotesam.detect_changes("pond", before="2013", model=fast_model)

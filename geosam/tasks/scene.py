@@ -23,6 +23,7 @@ The same functions are methods of the ``.remotesam`` accessor (:class:`SceneTask
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -447,6 +448,7 @@ def scores_from_scene_probs(
     """``balance * max + (1 - balance) * mean`` of each class over the valid pixels of the scene
     (one row, or one per time step) or of each region (one row per region and time step)."""
     import rasterio.features
+    from rioxarray.exceptions import NoDataInBounds
 
     if not 0.0 <= balance <= 1.0:
         raise InputError(f"balance must lie in [0, 1], got {balance}")
@@ -466,7 +468,12 @@ def scores_from_scene_probs(
     zones = _regions_in(regions, probs.rio.crs).reset_index(drop=True)
     windows, masks = [], []
     for geom in zones.geometry:
-        window = arranged.rio.clip_box(*geom.bounds, allow_one_dimensional_raster=True)
+        try:
+            window = arranged.rio.clip_box(*geom.bounds, allow_one_dimensional_raster=True)
+        except NoDataInBounds:  # a region off the scene scores NaN, like an all-nodata one
+            windows.append(arranged.isel({ydim: slice(0, 0), xdim: slice(0, 0)}).data)
+            masks.append(np.zeros((0, 0), dtype=bool))
+            continue
         inside = rasterio.features.rasterize(
             [(geom, 1)],
             out_shape=window.shape[-2:],
@@ -481,7 +488,7 @@ def scores_from_scene_probs(
     records = []
     for region, (vals, inside) in enumerate(zip(values, masks, strict=True)):
         arr = np.asarray(vals)[..., inside]  # (..., P, n)
-        arr = arr.reshape(-1, len(names), arr.shape[-1])
+        arr = arr.reshape(math.prod(arr.shape[:-2]), len(names), arr.shape[-1])
         with warnings.catch_warnings():  # all-nodata regions score NaN, silently
             warnings.simplefilter("ignore", RuntimeWarning)
             hi = np.nanmax(arr, axis=-1) if arr.shape[-1] else np.full(arr.shape[:2], np.nan)
@@ -599,6 +606,24 @@ def changes_from_scene_prob(
     return out[columns]
 
 
+def _one_time(obj: xr.Dataset | xr.DataArray, label: Any, default: int) -> Any:
+    """The one time step ``label`` selects ("2020", "2012-07-31", a datetime; ``None``: step
+    ``default``), or an InputError naming the steps there are."""
+    times = obj["time"]
+    if label is None:
+        return times.values[default]
+    try:
+        found = np.atleast_1d(times.sel(time=label).values)
+    except KeyError:
+        found = np.array([])
+    if len(found) != 1:
+        steps = ", ".join(str(t)[:10] for t in times.values)
+        raise InputError(
+            f"before/after {label!r} selects {len(found)} time steps, not one; the scene has: {steps}"
+        )
+    return found[0]
+
+
 def detect_changes_scene(
     obj: xr.Dataset | xr.DataArray,
     prompt: str,
@@ -628,11 +653,7 @@ def detect_changes_scene(
     normalize_prompts(prompt)
     if "time" not in obj.dims or obj.sizes["time"] < 2:
         raise InputError("change detection needs a scene with a time dimension of at least 2 steps")
-    times = obj["time"].values
-    t0 = times[0] if before is None else obj["time"].sel(time=before).values
-    t1 = times[-1] if after is None else obj["time"].sel(time=after).values
-    if np.ndim(t0) or np.ndim(t1):
-        raise InputError("before and after must each select one time step")
+    t0, t1 = (_one_time(obj, label, default) for label, default in ((before, 0), (after, -1)))
     if t0 == t1:
         raise InputError("before and after select the same time step")
     two = obj.sel(time=[t0, t1])
