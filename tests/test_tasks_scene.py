@@ -240,3 +240,11 @@ def test_regions_off_the_scene_and_dates_by_year(
     assert by_year.geometry.equals(full.geometry)
     with pytest.raises(InputError, match=r"selects 0 time steps.*2009-08-18, 2020-08-31"):
         two_dates.remotesam.detect_changes("pond", before="2013", model=fast_model)
+
+
+def test_unknown_keywords_name_the_task_options(fast_model: RemoteSAM, two_dates: xr.DataArray) -> None:
+    # they used to fail inside segment() with "segment() got an unexpected keyword argument"
+    with pytest.raises(TypeError, match=r"'split'.*geosam\.segment \(model, threshold, tile"):
+        two_dates.remotesam.detect(["pond"], model=fast_model, split=0.9)
+    with pytest.raises(TypeError, match="'device'"):
+        two_dates.remotesam.ground("the pond", model=fast_model, device="cpu")

@@ -52,6 +52,23 @@ PROMPT_DIM = "prompt"
 # -- probabilities -------------------------------------------------------------------------------
 
 
+def _segment(obj: xr.Dataset | xr.DataArray, prompts: list[str], options: dict[str, Any]) -> xr.DataArray:
+    """:func:`geosam.segment` for a scene task, naming a keyword it does not take as the task's
+    mistake (a bare TypeError would name ``segment()``, which the user never called)."""
+    import inspect
+
+    from geosam.segment import segment
+
+    known = [p for p in inspect.signature(segment).parameters if p not in ("obj", "prompts")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}: scene tasks take "
+            f"their own arguments and those of geosam.segment ({', '.join(known)})"
+        )
+    return segment(obj, prompts, **options)
+
+
 def class_probabilities_scene(
     obj: xr.Dataset | xr.DataArray,
     classes: str | Sequence[str],
@@ -60,10 +77,8 @@ def class_probabilities_scene(
     **segment_kwargs: Any,
 ) -> xr.DataArray:
     """Lazy probabilities of each class, with a ``class`` coordinate along the ``prompt`` dim."""
-    from geosam.segment import segment
-
     names = check_classes(classes)
-    probs = segment(obj, class_prompts(names, template), **segment_kwargs)
+    probs = _segment(obj, class_prompts(names, template), segment_kwargs)
     return probs.assign_coords({"class": (PROMPT_DIM, np.array(names, dtype=object))})
 
 
@@ -328,16 +343,15 @@ def ground_scene(
 
     >>> ground_scene(ds, "the largest pond near the road")  # doctest: +SKIP
     """
-    from geosam.segment import segment
 
     if not isinstance(expression, str):
         raise PromptError(f"expression must be one string, got {type(expression).__name__}")
     normalize_prompts(expression)
     parsed = parse_attribute(expression)
     if parsed is None:
-        prob = segment(obj, [expression], **segment_kwargs)
+        prob = _segment(obj, [expression], segment_kwargs)
         return ground_from_scene_prob(prob, threshold=threshold, progress=progress)
-    prob = segment(obj, [class_prompt(parsed.subject)], **segment_kwargs)
+    prob = _segment(obj, [class_prompt(parsed.subject)], segment_kwargs)
     found = ground_from_scene_prob(
         prob, threshold=threshold, attribute=parsed.attribute, progress=progress
     )
@@ -646,7 +660,6 @@ def detect_changes_scene(
     >>> ch = detect_changes_scene(ds, "buildings")                      # doctest: +SKIP
     >>> ch[ch.change == "appeared"].area.sum()                          # new building area, m2
     """
-    from geosam.segment import segment
 
     if not isinstance(prompt, str):
         raise PromptError(f"prompt must be one string, got {type(prompt).__name__}")
@@ -657,7 +670,7 @@ def detect_changes_scene(
     if t0 == t1:
         raise InputError("before and after select the same time step")
     two = obj.sel(time=[t0, t1])
-    prob = segment(two, [prompt], **segment_kwargs)
+    prob = _segment(two, [prompt], segment_kwargs)
     return changes_from_scene_prob(
         prob, threshold=threshold, min_overlap=min_overlap, progress=progress
     )
