@@ -191,8 +191,10 @@ def test_heldout_chips_export_to_coco(triplets: Path) -> None:
     held = chips[(chips.split == "heldout") & (chips.source == "dota")]
     assert len(table.images) == len(held) and len(table) > 0
     assert set(table.images.licence) == set(held.licence)
-    # Every class DOTA labels is a category, so absent ones are scored as absent.
+    # Every class DOTA labels is a category, so absent ones are scored as absent; each image keeps
+    # exactly the classes its chip is labelled for (labelled_category_ids)
     assert {"helicopter", "storage-tank", "tennis-court"} <= set(table.images.labelled.iloc[0])
+    assert [set(c) for c in table.images.labelled] == [set(c) for c in held.labelled]
     # The exported instances give back each sample's stored mask.
     samples = pd.read_parquet(triplets / "samples.parquet")
     row = samples[(samples.split == "heldout") & (samples.kind == "class") & (samples.source == "dota")].iloc[0]
@@ -359,6 +361,12 @@ def test_a_one_class_source_without_known_absent_classes_is_warned_of(tmp_path: 
     assert summary["kinds"]["zero"] > 0
     with pytest.raises(InputError, match="known_absent of source 'ships_ge': label 'unicorn'"):
         build_dataset(ships, tmp_path / "c", known_absent={"ships_ge": ["unicorn"]})
+    # both were accepted silently: a typo in the source, and a class its labels show
+    with pytest.raises(InputError, match="source 'ship_ge', which the table does not have; its sources: ships_ge"):
+        build_dataset(ships, tmp_path / "d", known_absent={"ship_ge": ["plane"]})
+    with pytest.raises(InputError, match="names ship, which its labels show present"):
+        build_dataset(ships, tmp_path / "e", known_absent={"ships_ge": ["plane", "boats"]})
+    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
 
 
 def test_large_images_kept_whole_are_warned_of(tmp_path: Path) -> None:
@@ -402,6 +410,12 @@ def test_prepare_explains_its_data_root(tmp_path: Path, capsys: pytest.CaptureFi
     assert shown["kinds"]["zero"] > 0 and set(shown["samples"]) <= {"own/train", "own/valid"}
     chips = pd.read_parquet(Path(out) / "chips.parquet")
     assert not {"helicopter", "tennis-court"} & {c for v in chips["labelled"] for c in v}
+    # without --known-absent a one-class source gets no absent samples: said as it happens, as one
+    # line in the command's terms
+    assert main(["prepare", "--out", str(tmp_path / "plain"), "--yolo", str(ships), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "geosam prepare: warning: source 'own' has 0% one-to-zero samples" in err
+    assert "--known-absent" in err and ".py:" not in err
     help_text = subprocess_help()
     assert "ships_ge/   YOLO" in help_text and "--coco JSON" in help_text
 

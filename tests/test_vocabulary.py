@@ -233,3 +233,22 @@ def test_prepare_builds_labels_of_your_own(tmp_path: Path, capsys: pytest.Captur
     samples = pd.read_parquet(out / "samples.parquet")
     assert set(samples["source"]) == {"roofs"}
     assert {"ship", "plane"} & set(samples.loc[samples["kind"] == "zero", "class_name"])
+
+
+def test_coco_images_may_say_which_categories_they_are_labelled_for(tmp_path: Path) -> None:
+    # geosam's exports merge files of different classes into one source: a class is absent only
+    # on the images that were labelled for it
+    register_class("solar-panel")
+    coco = json.loads(solar_coco(tmp_path).read_text())
+    coco["categories"].append({"id": 2, "name": "building", "supercategory": "none"})
+    coco["images"][0]["labelled_category_ids"] = [1]
+    coco["images"][1]["labelled_category_ids"] = [1, 2]
+    path = tmp_path / "mixed.coco.json"
+    path.write_text(json.dumps(coco))
+    labelled = [set(c) for c in read_coco(path, source="mine").images.labelled]
+    assert labelled == [{"solar-panel"}, {"solar-panel", "building"}, {"solar-panel", "building"}]
+    coco["images"][0]["labelled_category_ids"] = [7]
+    path.write_text(json.dumps(coco))
+    with pytest.raises(InputError, match=r"labelled_category_ids \[7\]"):
+        read_coco(path, source="mine")
+

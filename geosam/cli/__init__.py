@@ -12,7 +12,9 @@ import importlib
 import pkgutil
 import re
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from geosam.errors import GeosamError
 
@@ -40,6 +42,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def reword(text: str, rewrites: Sequence[tuple[str, str]]) -> str:
+    """``text`` with each ``(pattern, replacement)`` regular-expression rewrite applied."""
+    for pattern, replacement in rewrites:
+        text = re.sub(pattern, replacement, text)
+    return text
+
+
+@contextlib.contextmanager
+def plain_warnings(command: str, rewrites: Sequence[tuple[str, str]] = ()) -> Iterator[None]:
+    """Show the library's UserWarnings as they come, as one line ``geosam COMMAND: warning: ...``
+    in the command's terms, instead of Python's file and line of the call."""
+    original = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, UserWarning):
+            print(f"geosam {command}: warning: {reword(str(message), rewrites)}", file=sys.stderr)
+        else:
+            original(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 @contextlib.contextmanager
 def reworded(rewrites: Sequence[tuple[str, str]]) -> Iterator[None]:
     """Re-raise a :class:`GeosamError` of the block with ``rewrites`` applied to its message.
@@ -50,9 +78,7 @@ def reworded(rewrites: Sequence[tuple[str, str]]) -> Iterator[None]:
     try:
         yield
     except GeosamError as err:
-        text = str(err)
-        for pattern, replacement in rewrites:
-            text = re.sub(pattern, replacement, text)
+        text = reword(str(err), rewrites)
         if text == str(err):
             raise
         raise type(err)(text) from err

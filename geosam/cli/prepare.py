@@ -7,11 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
-import warnings
 from typing import TYPE_CHECKING, Any
 
-from geosam.cli import reworded
+from geosam.cli import plain_warnings, reworded
 from geosam.errors import InputError
 
 if TYPE_CHECKING:
@@ -202,12 +200,6 @@ def _build_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _reword(text: str, rewrites: tuple[tuple[str, str], ...]) -> str:
-    for pattern, replacement in rewrites:
-        text = re.sub(pattern, replacement, text)
-    return text
-
-
 def run(args: argparse.Namespace) -> int:
     from geosam.data import InstanceTable, build_dataset, load_vocabulary
     from geosam.data.sources import read_shared_data
@@ -220,19 +212,13 @@ def run(args: argparse.Namespace) -> int:
         own = _own_labels(args)
         tables += [own] if own is not None else []
         options = _build_options(args)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
+        with plain_warnings("prepare", _WARNING_TERMS):
             summary = build_dataset(
                 InstanceTable.concat(tables), args.out, seed=args.seed, out_size=args.chip_size,
                 target_gsd=args.target_gsd, overlap=args.overlap, heldout_fraction=args.heldout_fraction,
                 zero_fraction=args.zero_fraction, chip_rounds=args.chip_rounds, overwrite=args.overwrite,
                 progress=not args.quiet, **options,
             )
-    for w in caught:
-        if issubclass(w.category, UserWarning):
-            print(f"geosam prepare: warning: {_reword(str(w.message), _WARNING_TERMS)}", file=sys.stderr)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     shown = {k: summary[k] for k in ("total", "samples", "kinds", "classes")}
     if summary["vocabulary"]:
         shown["vocabulary"] = [c["name"] for c in summary["vocabulary"]]

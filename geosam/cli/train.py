@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 
-from geosam.cli import reworded
+from geosam.cli import plain_warnings, reworded
 
 _EPILOG = """\
 examples:
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         val_every=args.val_every, save_every=args.save_every, log_every=args.log_every,
         max_steps=args.max_steps, progress=not args.quiet,
     )
-    with reworded(_cli_terms()):
+    with reworded(_cli_terms()), plain_warnings("train"):
         result = train(config)
     if not result.completed:
         print(f"stopped at step {result.global_step}; continue with the same command and --resume")

@@ -147,12 +147,27 @@ def _check_table(
             "check the label files (and any class_map that drops labels)"
         )
     absent_of: dict[str, tuple[str, ...]] = {}
+    sources = sorted(set(table.images["source"]))
     for source, classes in (known_absent or {}).items():
+        if source not in sources:
+            raise InputError(
+                f"known_absent names source {source!r}, which the table does not have; its sources: "
+                f"{', '.join(sources)}"
+            )
         names = [classes] if isinstance(classes, str) else list(classes)  # "plane", not p-l-a-n-e
         try:
             absent_of[source] = tuple(canonical_class(c) for c in names)
         except InputError as err:
             raise InputError(f"known_absent of source {source!r}: {err}") from None
+        # a class it labels cannot also be absent from every image: the samples would contradict
+        images = set(table.images.loc[table.images["source"] == source, "image"])
+        shown = set(table.instances.loc[table.instances["image"].isin(images), "class_name"])
+        both = sorted(shown & set(absent_of[source]))
+        if both:
+            raise InputError(
+                f"known_absent of source {source!r} names {', '.join(both)}, which its labels show "
+                "present; known_absent is for classes that occur in none of its images"
+            )
     named = set(table.instances["class_name"]) | {c for v in table.images["labelled"] for c in v}
     unknown = sorted(c for c in named if c not in VOCABULARY)
     if unknown:
@@ -414,8 +429,11 @@ def export_coco(chips: pd.DataFrame, instances: pd.DataFrame, path: Path) -> Non
     by_chip = dict(tuple(instances.groupby("chip")))
     for image_id, chip in enumerate(chips.to_dict("records"), 1):
         height, width = int(chip["height"]), int(chip["width"])
+        # which categories this chip is labelled for (a geosam extension, read by read_coco): one
+        # source may merge files of different classes, and a class is absent only where it was looked for
         images.append({"id": image_id, "file_name": chip["path"], "width": width, "height": height,
-                       "license": licences.index(chip["licence"]) + 1, "source": chip["source"]})
+                       "license": licences.index(chip["licence"]) + 1, "source": chip["source"],
+                       "labelled_category_ids": [cat_id[c] for c in sorted(chip["labelled"])]})
         rows = by_chip.get(chip["chip"])
         if rows is None:
             continue

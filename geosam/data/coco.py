@@ -29,6 +29,24 @@ from geosam.data.instances import DroppedLabels, InstanceTable, image_record
 from geosam.errors import InputError
 
 
+def _labelled_of(
+    path: Path, info: dict[str, Any], categories: dict[Any, str | None], default: set[str]
+) -> set[str]:
+    """The classes an image is labelled for: those of its ``labelled_category_ids`` (written by
+    geosam's own exports, where one source may merge files of different classes), else every
+    category of the file."""
+    ids = info.get("labelled_category_ids")
+    if ids is None:
+        return default
+    unknown = [i for i in ids if i not in categories]
+    if unknown:
+        raise InputError(
+            f"{path}: image {info.get('file_name')!r} lists labelled_category_ids {unknown} that are "
+            f"not among its categories ({sorted(categories)})"
+        )
+    return {c for i in ids if (c := categories[i]) is not None}
+
+
 def read_coco(
     path: str | Path,
     image_dir: str | Path | None = None,
@@ -84,7 +102,7 @@ def read_coco(
             source=source,
             licence=licence or licences.get(info.get("license"), "") or "",
             split=split,
-            labelled=labelled,
+            labelled=_labelled_of(path, info, categories, labelled),
             gsd=gsd,
         )
         images.append(rec)
@@ -193,13 +211,19 @@ def _size_problem(path: Path, info: Mapping[str, Any], header: ImageHeader) -> s
             )
         return (
             f"{sizes}: width and height are swapped, as when an image is rotated after labelling (e.g. "
-            "an EXIF rotation applied and the tag removed). Use the images the json was made with"
+            "an EXIF rotation applied and the tag removed). Use the images the json was made with, or "
+            "correct its width and height if the json is what is wrong"
         )
     if declared[0] > 0 and declared[1] > 0:
         sx, sy = header.width / declared[0], header.height / declared[1]
         if abs(sx - sy) < 0.01:
-            return f"{sizes}: it was scaled by {sx:.3g} after labelling. Use the images the json was made with"
-    return f"{sizes}. Use the images the json was made with"
+            return f"{sizes}: it was scaled by {sx:.3g} after labelling. {_SIZE_ADVICE}"
+    return f"{sizes}. {_SIZE_ADVICE}"
+
+
+_SIZE_ADVICE = (
+    "Use the images the json was made with, or correct its width and height if the json is what is wrong"
+)
 
 
 def _rotation_unconfirmed(header: ImageHeader) -> bool:

@@ -499,7 +499,9 @@ def _register(infos: Sequence[ClassInfo], where: str) -> None:
             raise InputError(
                 f"{where}: class {info.name!r} is {what} with another definition "
                 f"({class_to_json(VOCABULARY[info.name])}); declare yours under another name, or "
-                "give exactly the same definition"
+                "give exactly the same definition (a dataset declares the classes it was built with "
+                "when opened: to change one, rebuild the dataset with the new vocabulary, or leave "
+                "out the other --vocabulary)"
             )
         for other in info.look_alikes:
             if other == info.name:
