@@ -88,12 +88,13 @@ def test_select_component_edge_cases() -> None:
 
 def test_refer_segments_the_class_then_selects() -> None:
     image = np.zeros((40, 60, 3), np.uint8)
-    model = FixedMaps({"ships": _scene(), "the ship with a red hull": _scene() * 0.5})
+    model = FixedMaps({"ships": _scene(), "vessels": _scene(), "the ship with a red hull": _scene() * 0.5})
     largest = refer(model, image, "the largest ship")
-    assert model.calls[-1] == (1, ("ships",))  # the class, by its vocabulary phrase
+    assert model.calls[-1] == (1, ("ships",))  # the class, in the plural of the user's own word
     assert (largest > 0.5).sum() == 299
     free_text = refer(model, image, "the ship with a red hull")  # not an attribute expression
     np.testing.assert_array_equal(free_text, _scene() * 0.5)
     box = ground(model, image, "the vessel in the upper right corner")
+    assert model.calls[-1] == (1, ("vessels",))
     assert box is not None
     np.testing.assert_array_equal(box[:4], [45, 3, 55, 10])

@@ -201,14 +201,26 @@ def choose_object(
 
 
 def class_prompt(subject: str) -> str:
-    """The prompt that segments every instance of ``subject``: its plural phrase when geosam's
-    vocabulary knows the class ("plane" -> "airplanes"), else the subject itself."""
-    from geosam.data.vocabulary import canonical_class, phrase
+    """The prompt that segments every instance of ``subject``, in the user's own words: the plural
+    of the phrase they used ("the largest boat" -> "boats"), the phrase itself for land cover and
+    plurals, the class's preferred plural for another label it knows ("Small_Vehicle" -> "cars"),
+    else the subject as given.
+
+    >>> class_prompt("boat"), class_prompt("agricultural land"), class_prompt("small-vehicle")
+    ('boats', 'agricultural land', 'cars')
+    """
+    from geosam.data.vocabulary import canonical_class, class_info, phrase
 
     try:
-        return phrase(canonical_class(subject), plural=True)
+        info = class_info(canonical_class(subject))
     except InputError:
         return subject
+    text = " ".join(subject.lower().split())
+    if text in info.plural or (info.stuff and text in info.singular):
+        return text
+    if text in info.singular:
+        return info.plural[min(info.singular.index(text), len(info.plural) - 1)]
+    return phrase(info.name, plural=True)
 
 
 def refer(
