@@ -44,7 +44,7 @@ from geosam.metrics import counting_accuracy, detection_ap, res_scores_from_coun
 from geosam.tasks._probs import prompt_probabilities
 from geosam.tasks._protocol import ProbabilityModel
 from geosam.tasks.boxes import check_split, mask_to_boxes
-from geosam.tiling import blend_profile, is_elongated
+from geosam.tiling import MIN_TILE, blend_profile, is_elongated
 
 if TYPE_CHECKING:
     from geosam.data.dataset import TripletDataset
@@ -55,8 +55,6 @@ FORMATS = ("coco", "yolo", "dota", "mask")
 
 #: Images with a side above this many pixels are predicted in windows (see the module docstring).
 DEFAULT_TILE = 1024
-#: The smallest window (``tile``), as in :func:`geosam.segment`.
-MIN_TILE = 16
 
 
 @dataclass

@@ -403,7 +403,7 @@ def to_rgb8(
             kind = "reflectance"
         else:
             warnings.warn(
-                f"float bands reach {high:g} (98th percentile), so they are not reflectance 0..1: "
+                f"float bands reach {high:g} ({percentiles[1]:g}th percentile), so they are not reflectance 0..1: "
                 f"stretched by percentile instead; pass stretch='none' for values on 0..255, or "
                 "stretch=(low, high)",
                 UserWarning,

@@ -33,8 +33,9 @@ from geosam.distributed import (
 )
 from geosam.errors import InputError, PromptError
 from geosam.imagery import RGB_DIM, Stretch, to_rgb8
+from geosam.model.predictor import check_batch_size
 from geosam.model.text import normalize_prompts
-from geosam.tiling import Blend, default_overlap
+from geosam.tiling import MIN_TILE, Blend, default_overlap
 
 __all__ = ["MASK_NODATA", "PROMPT_DIM", "segment"]
 
@@ -57,13 +58,12 @@ def _check_options(
         isinstance(threshold, int | float) and 0.0 <= threshold <= 1.0
     ):
         raise InputError(f"threshold must be a probability between 0 and 1, got {threshold!r}")
-    for name, value, low in (
-        ("tile", tile, 16),
-        ("overlap", overlap, 0),
-        ("batch_size", batch_size, 1),
-    ):
-        if value is not None and (not isinstance(value, int | np.integer) or value < low):
+    for name, value, low in (("tile", tile, MIN_TILE), ("overlap", overlap, 0)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low
+        ):
             raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+    check_batch_size(batch_size)
 
 
 def segment(

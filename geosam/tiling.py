@@ -33,7 +33,7 @@ import numpy as np
 
 from geosam.errors import InputError
 
-__all__ = ["MAX_STRETCH", "Blend", "WindowGrid", "blend_profile", "default_overlap", "is_elongated"]
+__all__ = ["MAX_STRETCH", "MIN_TILE", "Blend", "WindowGrid", "blend_profile", "default_overlap", "is_elongated"]
 
 Blend = Literal["cosine", "linear"]
 
@@ -41,6 +41,8 @@ Blend = Literal["cosine", "linear"]
 #: Aspect ratio above which an image is seen in square windows of its short side (evaluation,
 #: training views) instead of stretched whole to the network's square input.
 MAX_STRETCH = 1.25
+#: The smallest window, in scene or image pixels, that segment and evaluate accept.
+MIN_TILE = 16
 
 
 def is_elongated(height: int, width: int) -> bool:

@@ -109,7 +109,7 @@ RASTER = str(naip_paths()[-1])
         (["--device", "gpu"], "unknown device 'gpu'"),
         (["--tile", "8"], "tile must be an integer >= 16"),
         (["--tile", "64", "--overlap", "64"], "overlap (64) must be smaller than the window (64 px)"),
-        (["--batch-size", "0"], "batch_size must be an integer >= 1"),
+        (["--batch-size", "0"], "batch_size must be a positive integer"),
         (["--chunks", "0"], "--chunks must be at least 1"),
         (["--quicklook", "q.nope"], "--quicklook"),
         (["--quicklook", "."], "is a folder"),

@@ -13,14 +13,6 @@ from geosam.errors import InputError
 _CLI_TERMS = (
     *MODEL_TERMS,
     *VOCABULARY_TERMS,
-    (
-        r"pass names=\[\.\.\.\] for the class indices",
-        "add one with a names list for the class indices",
-    ),
-    (
-        r"map it onto a known class with class_map=\{.*?: NAME\}, NAME one of",
-        "rename it in the labels (or read them in Python with class_map=) to one of",
-    ),
 )
 
 _EPILOG = """\

@@ -15,8 +15,8 @@ from geosam.errors import InputError
 if TYPE_CHECKING:
     from geosam.data.instances import InstanceTable
 
-#: The vocabulary advice of the importers (:func:`geosam.data.canonical_class`) in CLI terms;
-#: ``geosam evaluate`` uses it too.
+#: The class and label advice of the importers (:func:`geosam.data.canonical_class`, the YOLO
+#: reader) in CLI terms; ``geosam evaluate`` uses it too.
 VOCABULARY_TERMS: tuple[tuple[str, str], ...] = (
     (
         r"register_class\('([^']*)', singular='([^']*)'\) or a vocabulary file loaded with "
@@ -26,13 +26,14 @@ VOCABULARY_TERMS: tuple[tuple[str, str], ...] = (
     ),
     (r"declare them with register_class\(NAME, \.\.\.\) or load_vocabulary\(PATH\)",
      "declare them in a vocabulary file passed as --vocabulary FILE"),
+    (r"map it onto a known class with class_map=\{.*?: NAME\}, NAME one of",
+     "rename it in the labels (or read them in Python with class_map=) to one of"),
+    (r"pass names=\[\.\.\.\] for the class indices", "add one with a names list for the class indices"),
 )
 
 #: The Python advice of the data engine in this command's terms (see geosam.cli.reworded).
 _CLI_TERMS: tuple[tuple[str, str], ...] = (
     *VOCABULARY_TERMS,
-    (r"map it onto a known class with class_map=\{.*?: NAME\}, NAME one of", "rename it in the labels to one of"),
-    (r"pass names=\[\.\.\.\] for the class indices", "add one with a names list for the class indices"),
     (r"pass overwrite=True \(--overwrite\)", "pass --overwrite"),
     (r"^data root ", "--data-root "),
     (r"SHARED_LAYOUT in geosam\.data\.sources", "geosam prepare --help shows it"),
@@ -50,7 +51,6 @@ _WARNING_TERMS: tuple[tuple[str, str], ...] = (
      "pass --chip (labels of your own) to cut them into chips near --target-gsd"),
 )
 
-_OWN_FLAGS = ("--known-absent", "--chip", "--gsd", "--licence", "--source")
 
 
 def _epilog() -> str:
@@ -142,7 +142,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--sources picks sources of --data-root; give --data-root too")
     given = {"--known-absent": args.known_absent, "--chip": args.chip, "--gsd": args.gsd is not None,
              "--licence": args.licence is not None, "--source": args.source is not None}
-    unused = [flag for flag in _OWN_FLAGS if given[flag]]
+    unused = [flag for flag, used in given.items() if used]
     if unused and not labels:
         verb = "apply" if len(unused) > 1 else "applies"
         raise InputError(f"{', '.join(unused)} {verb} to labels of your own: add --coco, --yolo or --dota")

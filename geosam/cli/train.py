@@ -29,7 +29,7 @@ _NO_FLAG = {"class_weights", "dice_weight", "val_batch_size", "find_unused_param
 
 
 def _flag(name: str) -> str:
-    return _FLAGS.get(name, name if name in _NO_FLAG else "--" + name.replace("_", "-"))
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 def _cli_terms() -> tuple[tuple[str, str], ...]:

@@ -20,22 +20,6 @@ _SPLIT_NAMES = {"train": "train", "valid": "valid", "val": "valid", "test": "tes
 ClassMap = Mapping[str, str | None]
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """``(width, height)`` of an image file, reading only its header."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"image file not found: {path}")
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import rasterio
-
-        with rasterio.open(path) as src:
-            return src.width, src.height
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.size
-
-
 def guess_split(path: str | Path) -> str:
     """``train``/``valid``/``test`` from a folder name on the path, else ``train``."""
     for part in reversed(Path(path).parts):

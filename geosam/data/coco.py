@@ -93,7 +93,7 @@ def read_coco(
         problem = _size_problem(path, info, header)
         if problem:
             mismatched.append(problem)
-        elif _rotation_unconfirmed(header):
+        elif _rotation_unconfirmed(header, declared="width" in info or "height" in info):
             rotated.append((str(info["file_name"]), header.orientation))
         rec = image_record(
             file,
@@ -211,8 +211,7 @@ def _size_problem(path: Path, info: Mapping[str, Any], header: ImageHeader) -> s
             )
         return (
             f"{sizes}: width and height are swapped, as when an image is rotated after labelling (e.g. "
-            "an EXIF rotation applied and the tag removed). Use the images the json was made with, or "
-            "correct its width and height if the json is what is wrong"
+            f"an EXIF rotation applied and the tag removed). {_SIZE_ADVICE}"
         )
     if declared[0] > 0 and declared[1] > 0:
         sx, sy = header.width / declared[0], header.height / declared[1]
@@ -226,14 +225,15 @@ _SIZE_ADVICE = (
 )
 
 
-def _rotation_unconfirmed(header: ImageHeader) -> bool:
+def _rotation_unconfirmed(header: ImageHeader, *, declared: bool) -> bool:
     """Whether an image's EXIF rotation leaves it open on which orientation its labels were drawn.
 
-    A json size equal to the stored size settles it only when the rotation swaps a non-square image's axes.
+    A ``declared`` json size equal to the stored size settles it only when the rotation swaps a
+    non-square image's axes; without one nothing does.
     """
     if header.orientation == 1:
         return False
-    return not (header.orientation in SWAPS_AXES and header.width != header.height)
+    return not (declared and header.orientation in SWAPS_AXES and header.width != header.height)
 
 
 def _names(categories: list[dict[str, Any]]) -> dict[Any, str]:

@@ -169,8 +169,8 @@ class DroppedLabels:
     """Labels of one label file dropped by :func:`drop_reason`, reported in a single warning.
 
     >>> dropped = DroppedLabels("ann.json")                      # doctest: +SKIP
-    >>> if dropped.keep(geometry, width, height, "image a.png, annotation 3"): ...
-    >>> dropped.warn()
+    >>> if dropped.keep(geometry, width, height, "image a.png, annotation 3"): ...  # doctest: +SKIP
+    >>> dropped.warn()                                                             # doctest: +SKIP
     """
 
     file: str | Path

@@ -14,7 +14,8 @@ import shapely
 from shapely.affinity import affine_transform
 from shapely.geometry import box
 
-from geosam.data._common import ClassMap, guess_split, image_size, to_class
+from geosam.data._common import ClassMap, guess_split, to_class
+from geosam.data.images import read_header
 from geosam.data.instances import InstanceTable, image_record
 from geosam.errors import InputError
 
@@ -119,7 +120,7 @@ def read_box_csv(
     for number, row in enumerate(frame.itertuples(index=False), 1):
         image = image_dir / str(row.image_path)
         if str(image) not in images:
-            width, height = image_size(image)
+            width, height = read_header(image).size
             images[str(image)] = image_record(image, width, height, source=source, licence=licence,
                                               split=split or guess_split(path.parent), labelled=labelled,
                                               gsd=gsd)

@@ -39,7 +39,7 @@ from geosam.model.text import normalize_prompts
 from geosam.tasks._probs import CLASS_TEMPLATE, check_classes, class_prompts
 from geosam.tasks.boxes import MIN_SCORE, NMS_IOU, nested_polygons, polygon_nms
 from geosam.tasks.classification import CLASS_THRESHOLD, MULTI_LABEL_BALANCE
-from geosam.tasks.referring import class_prompt, parse_attribute
+from geosam.tasks.referring import choose_object, class_prompt, parse_attribute
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -284,8 +284,6 @@ def ground_from_scene_prob(
     (:func:`geosam.tasks.referring.choose_object`, centroids in fractions of the scene)."""
     import geopandas as gpd
 
-    from geosam.tasks.referring import choose_object
-
     if PROMPT_DIM not in prob.dims:
         prob = (
             prob.expand_dims(PROMPT_DIM)
@@ -297,11 +295,11 @@ def ground_from_scene_prob(
     rows: list[dict[str, Any]] = []
     keys = [k for k in ("time",) if k in objects.columns]
     groups = objects.groupby(keys, sort=True) if keys else [((), objects)]
-    left, bottom, right, top = prob.rio.bounds()
     for key, group in groups:
         if group.empty:
             continue
         if attribute is not None:
+            left, bottom, right, top = prob.rio.bounds()
             centre = group.geometry.centroid
             pick = choose_object(
                 group["pixels"].to_numpy(),

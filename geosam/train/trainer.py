@@ -376,8 +376,8 @@ def resume_changes(saved: Mapping[str, Any], current: Mapping[str, Any], out: Pa
 
 
 def check_sources(data: str, sources: Sequence[str] | None, splits: Sequence[str]) -> None:
-    """Refuse ``sources`` that the dataset does not have, or that have no samples in ``splits``,
-    naming those it has (a dataset without ``dataset.json`` is left to :class:`TripletDataset`)."""
+    """Refuse ``sources`` that the dataset does not have, or none of which has samples in
+    ``splits``, naming those it has (a dataset without ``dataset.json`` is left to :class:`TripletDataset`)."""
     meta_file = Path(data) / "dataset.json"
     if not sources or not meta_file.is_file():
         return
