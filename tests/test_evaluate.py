@@ -224,7 +224,8 @@ def _check_ranges(report: dict[str, object], images: int) -> None:
 def test_cli_network_only_reads_group_names_itself(capsys: pytest.CaptureFixture[str]) -> None:
     args = ("--data", str(SETS["dota"]), "--format", "dota", "--prompt", "vehicle=vehicles",
             "--device", "cpu")  # fmt: skip
-    united, own = _run_cli(capsys, *args), _run_cli(capsys, *args, "--network-only")
+    # --threads: 2 is the CI machine's own count, so the process-wide setting changes nothing else
+    united, own = _run_cli(capsys, *args), _run_cli(capsys, *args, "--network-only", "--threads", "2")
     for report in (united, own):
         _check_ranges(report, 1)
     cats = united["categories"], own["categories"]
@@ -305,6 +306,7 @@ def test_cli_console_script_prints_json_last(tmp_path: Path) -> None:
         (["--prompt", "planes"], "KEY=VALUE"),
         (["--prompt", "helicopter=choppers"], "not in the data"),
         (["--limit", "0"], "--limit"),
+        (["--threads", "0"], "--threads must be at least 1"),
         (["--split-cores", "0.3"], "split must lie in [threshold, 1)"),
         (["--threshold", "1.5"], "threshold must be a probability in [0, 1), got 1.5"),
         (["--threshold", "1"], "threshold must be a probability in [0, 1)"),

@@ -127,6 +127,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "rows of parked aircraft; default: the paper's connected components; geosam.tasks.boxes)",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, all cores)")
     p.add_argument(
         "--tta", action="store_true", help="average with mirrored views (3x the compute; see RemoteSAM)"
     )
@@ -184,6 +185,8 @@ def _check_args(args: argparse.Namespace) -> None:
     """Refuse bad or unused flags before the data set and the model are loaded."""
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be a positive number of images, got {args.limit}")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be at least 1, got {args.threads}")
     if args.fmt == "triplets":
         unused = [
             flag
@@ -217,6 +220,10 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # a shared machine: leave the other cores alone
     with reworded(_CLI_TERMS):
         from geosam.data.vocabulary import load_vocabulary
 
