@@ -29,6 +29,7 @@ from geosam.data import (
     read_yolo,
 )
 from geosam.data.chips import Window, clip_instances
+from geosam.data.dota import DOTA_CLASSES
 from geosam.data.images import read_header
 from geosam.errors import InputError
 from tests.data_fixtures import DATA
@@ -300,6 +301,10 @@ def test_dota_oriented_boxes_gsd_difficulty() -> None:
     assert table.instances.difficult.sum() == sum(o[9] == "1" for o in objects)
     first = np.asarray([float(v) for v in objects[0][:8]]).reshape(4, 2)
     assert np.allclose(np.asarray(table.instances.geometry.iloc[0].exterior.coords)[:4], first)
+    # DOTA itself labels its 15 classes everywhere; a DOTA-format set of your own, what it holds
+    assert set(table.images.labelled.iloc[0]) == set(DOTA_CLASSES)
+    own = read_dota(DATA / "dota", labelled=None)
+    assert set(own.images.labelled.iloc[0]) == set(table.class_counts())
 
 
 def test_isaid_instances_match_id_and_color_images() -> None:

@@ -166,14 +166,8 @@ def _own_labels(args: argparse.Namespace) -> InstanceTable | None:
     source, licence = args.source or "own", args.licence
     tables = [read_coco(path, source=source, licence=licence, gsd=args.gsd) for path in args.coco]
     tables += [read_yolo(path, source=source, licence=licence or "", gsd=args.gsd) for path in args.yolo]
-    for path in args.dota:
-        table = read_dota(path, source=source, licence=licence or "", split=guess_split(path))
-        # read_dota marks the 15 DOTA-v1.0 classes labelled in every image (true of DOTA itself);
-        # a DOTA-format set of one's own labels what it holds, else absent-class samples would
-        # name DOTA classes that may well be in its images.
-        images = table.images.copy()
-        images["labelled"] = [tuple(sorted(set(table.instances["class_name"])))] * len(images)
-        tables.append(InstanceTable(images, table.instances))
+    tables += [read_dota(path, source=source, licence=licence or "", split=guess_split(path), labelled=None)
+               for path in args.dota]
     return InstanceTable.concat(tables) if tables else None
 
 

@@ -8,6 +8,7 @@ one warning for the folder."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,14 @@ def read_dota(
     licence: str = "DOTA: academic use only, non-commercial",
     split: str = "train",
     class_map: ClassMap | None = None,
+    labelled: Iterable[str] | None = DOTA_CLASSES,
 ) -> InstanceTable:
     """Read a DOTA folder with ``images/`` and ``labelTxt/`` (one ``<image>.txt`` per image).
 
-    The header's ``gsd`` (metres per pixel) is kept per image.
+    The header's ``gsd`` (metres per pixel) is kept per image. ``labelled`` are the classes the
+    files label exhaustively in every image: DOTA-v1.0's 15, true of DOTA itself; ``None`` for a
+    DOTA-format set of your own, whose files label the classes they hold (else absent-class
+    samples would name DOTA classes that may well be in its images).
 
     >>> table = read_dota("dota")                  # doctest: +SKIP
     >>> table.images[["image", "gsd"]]             # doctest: +SKIP
@@ -51,7 +56,6 @@ def read_dota(
         raise InputError(f"{root} needs images/ and labelTxt/ folders (DOTA layout)")
     images: list[dict[str, Any]] = []
     instances: list[dict[str, Any]] = []
-    labelled = set(DOTA_CLASSES)
     rotated: list[tuple[str, int]] = []
     dropped = DroppedLabels(label_dir)
     for label_file in sorted(label_dir.glob("*.txt")):
@@ -90,7 +94,11 @@ def read_dota(
                 "instance": number, "difficult": len(parts) > 9 and parts[9] == "1", "geometry": poly,
             })
         images.append(image_record(image, width, height, source=source, licence=licence, split=split,
-                                   labelled=labelled, gsd=gsd if gsd is None or math.isfinite(gsd) else None))
+                                   labelled=labelled or (), gsd=gsd if gsd is None or math.isfinite(gsd) else None))
+    if labelled is None:
+        held = tuple(sorted({row["class_name"] for row in instances}))
+        for record in images:
+            record["labelled"] = held
     warn_rotated(label_dir, rotated)
     dropped.warn()
     return InstanceTable.from_records(images, instances)
