@@ -103,8 +103,7 @@ def build_dataset(
     chip_sources, heldout_sources = set(chip_sources), set(heldout_sources)
     absent_of = _check_table(table, known_absent)
     _warn_of_large_whole_images(table, chip_sources, out_size)
-    used = (set(table.instances["class_name"]) | {c for v in table.images["labelled"] for c in v}
-            | {c for v in absent_of.values() for c in v})
+    used = _named_classes(table) | {c for v in absent_of.values() for c in v}
     meta = {
         "format": FORMAT, "version": VERSION, "seed": seed, "out_size": out_size, "target_gsd": target_gsd,
         "overlap": overlap, "heldout_fraction": heldout_fraction, "zero_fraction": zero_fraction,
@@ -168,14 +167,18 @@ def _check_table(
                 f"known_absent of source {source!r} names {', '.join(both)}, which its labels show "
                 "present; known_absent is for classes that occur in none of its images"
             )
-    named = set(table.instances["class_name"]) | {c for v in table.images["labelled"] for c in v}
-    unknown = sorted(c for c in named if c not in VOCABULARY)
+    unknown = sorted(c for c in _named_classes(table) if c not in VOCABULARY)
     if unknown:
         raise InputError(
             f"the table names classes that are not declared in this process: {', '.join(unknown)}; "
             "declare them with register_class(NAME, ...) or load_vocabulary(PATH) before build_dataset"
         )
     return absent_of
+
+
+def _named_classes(table: InstanceTable) -> set[str]:
+    """The classes ``table`` names: those of its objects and those its images are labelled for."""
+    return set(table.instances["class_name"]) | {c for v in table.images["labelled"] for c in v}
 
 
 def _clear_out(out: Path, overwrite: bool) -> bool:

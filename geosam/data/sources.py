@@ -127,6 +127,11 @@ def get_source(name: str) -> Source:
     raise InputError(f"unknown source {name!r}; known: {', '.join(s.name for s in SHARED_SOURCES)}")
 
 
+def _chosen(sources: Sequence[str] | None) -> list[Source]:
+    """The named shared sources, or all of them."""
+    return [get_source(n) for n in sources] if sources else list(SHARED_SOURCES)
+
+
 def _guess_format(folder: Path) -> str:
     """The reader call that a folder of labels of one's own looks made for, or ``""``.
 
@@ -166,7 +171,7 @@ def read_shared_data(root: str | Path, sources: Sequence[str] | None = None) -> 
     ``root`` holds one folder per source (:data:`SHARED_LAYOUT`); a missing one is refused.
     """
     root = Path(root)
-    chosen = [get_source(n) for n in sources] if sources else list(SHARED_SOURCES)
+    chosen = _chosen(sources)
     _check_root(root, chosen)
     return InstanceTable.concat([s.read(root) for s in chosen])
 
@@ -178,7 +183,7 @@ def shared_build_options(sources: Sequence[str] | None = None) -> dict[str, Any]
     >>> shared_build_options(["ships_ge"])["chip_sources"]
     []
     """
-    chosen = [get_source(n) for n in sources] if sources else list(SHARED_SOURCES)
+    chosen = _chosen(sources)
     return {
         "chip_sources": [s.name for s in chosen if s.chip],
         "heldout_sources": [s.name for s in chosen if s.heldout],
