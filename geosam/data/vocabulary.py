@@ -176,10 +176,15 @@ def _key(label: str) -> str:
     return re.sub(r"[\s_\-]+", " ", label.strip().lower())
 
 
+def _keys(info: ClassInfo) -> list[str]:
+    """The lookup keys of every label and phrase that names ``info``."""
+    return [_key(t) for t in (info.name, *info.aliases, *info.singular, *info.plural)]
+
+
 _ALIASES: dict[str, str] = {}
 for _info in _CLASSES:
-    for _alias in (_info.name, *_info.aliases, *_info.singular, *_info.plural):
-        _ALIASES.setdefault(_key(_alias), _info.name)
+    for _alias_key in _keys(_info):
+        _ALIASES.setdefault(_alias_key, _info.name)
 
 
 def canonical_class(label: str) -> str:
@@ -479,10 +484,6 @@ def own_classes(names: Iterable[str] | None = None) -> list[ClassInfo]:
             out[name] = VOCABULARY[name]
             todo += [a for a in out[name].look_alikes if a not in BUILTIN_CLASSES and a in VOCABULARY]
     return [out[n] for n in sorted(out)]
-
-
-def _keys(info: ClassInfo) -> list[str]:
-    return [_key(t) for t in (info.name, *info.aliases, *info.singular, *info.plural)]
 
 
 def _register(infos: Sequence[ClassInfo], where: str) -> None:
