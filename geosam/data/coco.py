@@ -93,7 +93,7 @@ def read_coco(
         problem = _size_problem(path, info, header)
         if problem:
             mismatched.append(problem)
-        elif _rotation_unconfirmed(header, declared="width" in info or "height" in info):
+        elif _rotation_unconfirmed(header, declared=_declares_size(info)):
             rotated.append((str(info["file_name"]), header.orientation))
         rec = image_record(
             file,
@@ -184,10 +184,14 @@ def _some(ids: Mapping[Any, Any]) -> str:
     return "[" + ", ".join(shown) + (", ...]" if len(ids) > len(shown) else "]")
 
 
+def _declares_size(info: Mapping[str, Any]) -> bool:
+    return info.get("width") is not None or info.get("height") is not None
+
+
 def _size_problem(path: Path, info: Mapping[str, Any], header: ImageHeader) -> str | None:
     """Why the json's width/height of an image do not fit its file (``None``: they do, or are absent)."""
     name = info["file_name"]
-    if info.get("width") is None and info.get("height") is None:
+    if not _declares_size(info):
         return None  # not given: the file's size is used
     try:
         declared = (int(info["width"]), int(info["height"]))
