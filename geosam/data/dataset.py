@@ -191,6 +191,11 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         w = counts.to_numpy(float) ** (alpha - 1.0)
         return w / w.sum()
 
+    def shown_classes(self) -> set[str]:
+        """The leaf classes these samples show present (every kind but one-to-zero)."""
+        named = set(self.samples.loc[self.samples["kind"] != "zero", "class_name"])
+        return {leaf for c in named if c in VOCABULARY for leaf in members(c)}
+
     def negative_only_classes(self) -> list[str]:
         """Classes that these samples name only as absent: in one-to-zero prompts, or as the
         look-alikes of negative regions, with no sample in which they are present.
@@ -198,8 +203,7 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
         Trained on such samples a network learns to answer those classes with nothing, everywhere
         (docs/training.md, "Your own classes")."""
         kinds = self.samples["kind"]
-        positive = {leaf for c in set(self.samples.loc[kinds != "zero", "class_name"]) if c in VOCABULARY
-                    for leaf in members(c)}
+        positive = self.shown_classes()
         named = set(self.samples.loc[kinds == "zero", "class_name"])
         if self.negative_regions:
             named |= {o for c in set(self.samples.loc[kinds == "class", "class_name"]) for o in look_alike_classes(c)}

@@ -408,12 +408,6 @@ def init_classes(init: str) -> set[str] | None:
     return set(classes) if classes is not None else None
 
 
-def shown_classes(dataset: TripletDataset) -> set[str]:
-    """The leaf classes that ``dataset``'s samples show present (every kind but one-to-zero)."""
-    named = set(dataset.samples.loc[dataset.samples["kind"] != "zero", "class_name"])
-    return {leaf for c in named if c in VOCABULARY for leaf in members(c)}
-
-
 def warn_forgetting(dataset: TripletDataset, init: str, known: set[str] | None) -> list[str]:
     """Warn of the classes that ``dataset`` names only as absent while the network can find them:
     the dataset shows them in other samples, or the ``init`` weights were trained on them (``known``).
@@ -553,7 +547,7 @@ def train(config: TrainConfig) -> TrainResult:
         known = init_classes(cfg.init) if cfg.init is not None else None
         absent_only = warn_forgetting(train_ds, cfg.init, known) if cfg.init is not None else []
         unlearnt = {leaf for c in absent_only if c in VOCABULARY for leaf in members(c)}
-        classes = sorted(shown_classes(train_ds) | ((known or set()) - unlearnt))
+        classes = sorted(train_ds.shown_classes() | ((known or set()) - unlearnt))
     val_ds: TripletDataset | None = None
     if cfg.val_splits:
         try:
