@@ -439,7 +439,7 @@ def evaluate_referring(
 ) -> dict[str, float]:
     """oIoU, mIoU, P@0.5 and empty-mask accuracy on a triplet dataset, overall and per expression
     kind and source (``size/P@0.5`` ...), each sample at the network's input size without
-    augmentation. ``resolve``: size/position expressions through :func:`geosam.tasks.refer`
+    augmentation. ``resolve``: size/position/relation expressions through :func:`geosam.tasks.refer`
     (geometry over the class mask) and group classes as the union of their members (see
     :class:`~geosam.model.RemoteSAM`), else every expression through the network alone.
 

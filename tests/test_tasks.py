@@ -124,7 +124,7 @@ def test_oriented_detection_boxes(model: RemoteSAM, image: np.ndarray, probs: np
 
 
 def test_ground_returns_the_union_box_of_the_mask(model: RemoteSAM, image: np.ndarray) -> None:
-    expression = "the plane nearest the terminal"
+    expression = "the plane parked by the terminal"  # free text: read by the network
     prob = model.predict(image, expression)
     t = _threshold(prob, 0.03)
     box = model.ground(image, expression, threshold=t)

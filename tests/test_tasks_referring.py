@@ -1,15 +1,23 @@
-"""Attribute expressions resolved by geometry: the parser covers the data engine's grammar, the
-selection picks the right component, and refer/ground use it."""
+"""Attribute and relation expressions resolved by geometry: the parsers cover the data engine's
+grammar, the selection picks the right component, and refer/ground use it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from geosam.data.expressions import _POSITION_TEXT, _SIZE_TEXT, Expression, render
+from geosam.data.expressions import _POSITION_TEXT, _RELATION_TEXT, _SIZE_TEXT, Expression, render
 from geosam.data.vocabulary import VOCABULARY
 from geosam.errors import InputError
-from geosam.tasks import ground, parse_attribute, refer, select_component
+from geosam.tasks import (
+    ground,
+    parse_attribute,
+    parse_relation,
+    refer,
+    select_component,
+    select_related,
+)
+from geosam.tasks.referring import Relation
 from tests.tasks_fixtures import FixedMaps
 
 # The data engine's attribute words and the component each one selects.
@@ -98,3 +106,64 @@ def test_refer_segments_the_class_then_selects() -> None:
     assert model.calls[-1] == (1, ("vessels",))
     assert box is not None
     np.testing.assert_array_equal(box[:4], [45, 3, 55, 10])
+
+
+# -- relations ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "anchor"),
+    [("ship", "harbor"), ("small-vehicle", "building"), ("tennis-court", "swimming-pool")],
+)
+def test_every_training_relation_template_parses(name: str, anchor: str) -> None:
+    for templates in _RELATION_TEXT.values():
+        for template in templates:
+            for subject in VOCABULARY[name].singular:
+                for other in VOCABULARY[anchor].singular:
+                    text = template.format(s=subject, a=other)
+                    assert parse_relation(text) == Relation(subject, other), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ships", "the largest ship next to the harbor", "the ship near the boat", "the ship near the top",
+     "the car next to the truck near the harbor", "the ship moored at the harbor"],
+)  # fmt: skip
+def test_other_expressions_are_not_relations(text: str) -> None:
+    assert parse_relation(text) is None
+
+
+def _anchored() -> tuple[np.ndarray, np.ndarray]:
+    """``_scene()``'s three objects and an anchor by the bottom-left corner of the large one."""
+    anchor = np.zeros((40, 60), np.float32)
+    anchor[30:38, 20:30] = 0.9  # 5 px left of the large object, far from the two small ones
+    return _scene(), anchor
+
+
+def test_select_related_keeps_the_object_nearest_the_anchor() -> None:
+    prob, anchor = _anchored()
+    kept = select_related(prob, anchor) > 0.5
+    assert kept[30, 40] and kept.sum() == 299
+    # touching or overlapping the anchor is distance 0; among equals the larger object wins
+    anchor[:, :] = 0
+    anchor[0:12, 0:60] = 0.9  # covers both top objects
+    kept = select_related(prob, anchor) > 0.5
+    assert kept[5, 50] and kept.sum() == 70
+    # the anchor's specks do not attract; without an anchor nothing is referred to
+    anchor[:, :] = 0
+    anchor[30:38, 20:30] = 0.9
+    anchor[4, 8] = 0.9  # a 1-px speck beside the small top-left object
+    assert (select_related(prob, anchor) > 0.5)[30, 40]
+    assert not select_related(prob, np.zeros_like(prob)).any()
+    assert not select_related(np.zeros_like(prob), anchor).any()
+
+
+def test_refer_resolves_a_relation_with_both_classes() -> None:
+    image = np.zeros((40, 60, 3), np.uint8)
+    prob, anchor = _anchored()
+    model = FixedMaps({"ships": prob, "harbors": anchor})
+    kept = refer(model, image, "the ship next to the harbor") > 0.5
+    assert model.calls[-1] == (1, ("ships", "harbors"))  # one pass for both classes
+    assert kept.sum() == 299
+    box = ground(model, image, "the ship closest to the harbor")
+    assert box is not None
+    np.testing.assert_array_equal(box[:4], [35, 25, 58, 38])
+    assert not refer(model, image, "the ship next to the tennis court").any()  # no such anchor

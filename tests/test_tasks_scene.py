@@ -118,10 +118,34 @@ def test_ground_is_the_union_box(probs: xr.DataArray) -> None:
     assert scene.ground_from_scene_prob(probs.isel(prompt=0), threshold=0.95).empty
 
 
+def test_ground_with_a_relation_keeps_the_object_nearest_the_anchor_as_on_images(
+    probs: xr.DataArray,
+) -> None:
+    from geosam.tasks.referring import select_related
+
+    ship = probs.isel(prompt=0)
+    beside = np.zeros((40, 40))
+    beside[30:34, 8:10] = 0.9  # by the small ship, 10 rows below the large one
+    for anchor, expected in (
+        (probs.isel(prompt=1), _box(12, 10, 22, 20)),
+        (beside, _box(2, 30, 6, 34)),
+    ):
+        if isinstance(anchor, np.ndarray):
+            anchor = _raster(anchor, ("y", "x"))
+        found = scene.ground_from_scene_prob(ship, threshold=0.5, anchor=anchor)
+        assert found["objects"].tolist() == [1] and found.geometry.iloc[0].equals(expected)
+        kept = select_related(np.nan_to_num(ship.values), np.nan_to_num(anchor.values)) > 0.5
+        rows, cols = np.nonzero(kept)
+        assert expected.equals(_box(cols.min(), rows.min(), cols.max() + 1, rows.max() + 1))
+    assert scene.ground_from_scene_prob(ship, threshold=0.5, anchor=ship * 0).empty
+
+
 def test_ground_with_an_attribute_keeps_one_object_as_on_images(probs: xr.DataArray) -> None:
     ship = probs.isel(prompt=0)
     largest = scene.ground_from_scene_prob(ship, threshold=0.5, attribute="largest")
-    assert largest["objects"].tolist() == [1] and largest.geometry.iloc[0].equals(_box(12, 10, 22, 20))
+    assert largest["objects"].tolist() == [1] and largest.geometry.iloc[0].equals(
+        _box(12, 10, 22, 20)
+    )
     corner = scene.ground_from_scene_prob(ship, threshold=0.5, attribute="bottom left")
     assert corner.geometry.iloc[0].equals(_box(2, 30, 6, 34))
     # the same choice as refer() makes on the pixels of that map
@@ -216,6 +240,9 @@ def test_accessor_tasks_on_a_real_scene(fast_model: RemoteSAM, two_dates: xr.Dat
     largest = two_dates.remotesam.ground("the largest pond", model=fast_model, threshold=t)
     assert len(largest) == 2 and (largest["objects"] == 1).all()
     assert (largest["prompt"] == "the largest pond").all()
+    related = two_dates.remotesam.ground("the pond next to the road", model=fast_model, threshold=t)
+    assert len(related) <= 2 and (related["objects"] == 1).all()
+    assert (related["prompt"] == "the pond next to the road").all()
     changes = two_dates.remotesam.detect_changes("pond in the image", model=fast_model, threshold=t)
     assert set(changes["change"]) <= {"appeared", "disappeared", "persisted"}
     assert changes.crs == two_dates.rio.crs
@@ -235,14 +262,18 @@ def test_regions_off_the_scene_and_dates_by_year(
     out = two_dates.remotesam.classify_regions(regions, ["pond", "field"], model=fast_model)
     assert out.loc[out.region == 0, ["pond", "score"]].isna().all().all()  # used to raise
     assert out.loc[out.region == 1, "score"].notna().all()
-    by_year = two_dates.remotesam.detect_changes("pond", before="2009", after="2020", model=fast_model)
+    by_year = two_dates.remotesam.detect_changes(
+        "pond", before="2009", after="2020", model=fast_model
+    )
     full = two_dates.remotesam.detect_changes("pond", model=fast_model)
     assert by_year.geometry.equals(full.geometry)
     with pytest.raises(InputError, match=r"selects 0 time steps.*2009-08-18, 2020-08-31"):
         two_dates.remotesam.detect_changes("pond", before="2013", model=fast_model)
 
 
-def test_unknown_keywords_name_the_task_options(fast_model: RemoteSAM, two_dates: xr.DataArray) -> None:
+def test_unknown_keywords_name_the_task_options(
+    fast_model: RemoteSAM, two_dates: xr.DataArray
+) -> None:
     # they used to fail inside segment() with "segment() got an unexpected keyword argument"
     with pytest.raises(TypeError, match=r"'split'.*geosam\.segment \(model, threshold, tile"):
         two_dates.remotesam.detect(["pond"], model=fast_model, split=0.9)

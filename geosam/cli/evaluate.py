@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--network-only",
         action="store_true",
         help="score the network's own reading of every prompt: group classes ('vehicles') are not "
-        "answered as the union of their members, and with --format triplets size/position "
+        "answered as the union of their members, and with --format triplets size/position/relation "
         "expressions are not resolved by geometry (geosam.tasks.refer)",
     )
     p.add_argument(

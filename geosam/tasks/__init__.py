@@ -7,7 +7,8 @@ predictor:
 =====================  ===============================================================
 semantic_segment       label map, one prompt per class ("{class} in the image")
 detect                 boxes per class from the class masks (mask-to-box, NMS)
-refer                  the mask of what an expression refers to ("the largest ship": by geometry)
+refer                  the mask of what an expression refers to ("the largest ship", "the
+                       ship next to the harbor": by geometry)
 ground                 the union box of what a free-text expression refers to
 classify               multi-label scores or the scene class (lambda * max + (1 - lambda) * mean)
 count                  objects per class (the number of detected boxes)
@@ -35,7 +36,9 @@ _EXPORTS = {
     "ground": "grounding",
     "refer": "referring",
     "parse_attribute": "referring",
+    "parse_relation": "referring",
     "select_component": "referring",
+    "select_related": "referring",
     "box_from_prob": "grounding",
     "classify": "classification",
     "class_scores": "classification",
@@ -76,10 +79,12 @@ __all__ = [
     "nms",
     "oriented_corners",
     "parse_attribute",
+    "parse_relation",
     "refer",
     "region_scores",
     "scores_from_probs",
     "select_component",
+    "select_related",
     "semantic_segment",
 ]
 
@@ -93,7 +98,13 @@ if TYPE_CHECKING:
     from geosam.tasks.counting import count
     from geosam.tasks.detection import boxes_from_probs, detect
     from geosam.tasks.grounding import box_from_prob, ground
-    from geosam.tasks.referring import parse_attribute, refer, select_component
+    from geosam.tasks.referring import (
+        parse_attribute,
+        parse_relation,
+        refer,
+        select_component,
+        select_related,
+    )
     from geosam.tasks.region import classify_region, region_scores
     from geosam.tasks.semantic import labels_from_probs, semantic_segment
 

@@ -4,8 +4,9 @@
 class and an attribute that singles one object out by its size or place. Choosing that object is
 exact arithmetic on the class mask (areas and centroids of its connected components), so geosam
 does it explicitly: the network segments the class, and the component with the named attribute is
-kept. Expressions that do not parse as ``<attribute> <class>`` (free text, relations between two
-objects) go to the network as they are. See docs/decisions/0002-attribute-expressions.md.
+kept. Relations to a second object ("the ship next to the harbor") are resolved the same way: both
+classes are segmented and the object nearest the other is kept. Any other text goes to the network
+as it is. See docs/decisions/0002-attribute-expressions.md.
 
 >>> parse_attribute("the largest ship in the image")
 Attribute(subject='ship', attribute='largest')
@@ -13,6 +14,8 @@ Attribute(subject='ship', attribute='largest')
 Attribute(subject='plane', attribute='top left')
 >>> parse_attribute("ships next to the harbor") is None
 True
+>>> parse_relation("the car next to the building")
+Relation(subject='car', anchor='building')
 """
 
 from __future__ import annotations
@@ -26,7 +29,16 @@ from geosam.errors import InputError, PromptError
 from geosam.tasks._probs import ProbabilityModel, prompt_probabilities
 from geosam.tasks.boxes import components
 
-__all__ = ["ATTRIBUTES", "Attribute", "parse_attribute", "refer", "select_component"]
+__all__ = [
+    "ATTRIBUTES",
+    "Attribute",
+    "Relation",
+    "parse_attribute",
+    "parse_relation",
+    "refer",
+    "select_component",
+    "select_related",
+]
 
 #: Canonical attributes and how they pick a component.
 ATTRIBUTES = (
@@ -86,6 +98,15 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# Every relation word picks the same object, the one nearest the anchor: the data engine says "next
+# to" where they nearly touch and "closest to" otherwise, and people use the words loosely.
+_RELATION = re.compile(
+    r"^(?:the )?(?P<subject>.+?) (?:(?:that|which) is )?"
+    r"(?:(?:right )?next to|beside|adjacent to|closest to|nearest(?: to)?|near)"
+    r" (?:the |a |an )?(?P<anchor>.+?)(?: in the (?:image|picture|scene))?$"
+)
+
+
 @dataclass(frozen=True)
 class Attribute:
     """An expression of the form "<attribute> <subject>": ``attribute`` is one of :data:`ATTRIBUTES`."""
@@ -116,6 +137,50 @@ def parse_attribute(expression: str) -> Attribute | None:
             attribute = "center"
         return Attribute(subject, attribute)
     return None
+
+
+@dataclass(frozen=True)
+class Relation:
+    """An expression of the form "<subject> next to <anchor>": the subject object nearest the anchor."""
+
+    subject: str
+    anchor: str
+
+
+def parse_relation(expression: str) -> Relation | None:
+    """The subject and anchor of a relation between two classes ("the ship next to the harbor",
+    "the car closest to the building"), or None for any other text: a subject or anchor that is not
+    a short noun phrase, that carries a size or position of its own, or two words for one class.
+
+    >>> parse_relation("the vehicle beside a large building"), parse_relation("the ship near the boat")
+    (Relation(subject='vehicle', anchor='large building'), None)
+    """
+    if not isinstance(expression, str):
+        raise PromptError(f"expression must be a string, got {type(expression).__name__}")
+    text = " ".join(expression.lower().strip().rstrip(".!?").split())
+    match = _RELATION.match(text)
+    if match is None or parse_attribute(text) is not None:
+        return None
+    subject, anchor = match["subject"].strip(), match["anchor"].strip()
+    for phrase in (subject, anchor):
+        if (
+            len(phrase.split()) > 4
+            or _RELATIONAL.search(phrase)
+            or parse_attribute(phrase) is not None
+        ):
+            return None
+    if _same_class(subject, anchor):
+        return None
+    return Relation(subject, anchor)
+
+
+def _same_class(a: str, b: str) -> bool:
+    from geosam.data.vocabulary import canonical_class
+
+    try:
+        return canonical_class(a) == canonical_class(b)
+    except InputError:
+        return class_prompt(a) == class_prompt(b)
 
 
 #: Components smaller than this fraction of the largest one are specks, not objects, when an
@@ -154,6 +219,54 @@ def select_component(
     best = choose_object(comps.areas, (cx + 0.5) / w, (cy + 0.5) / h, attribute,
                          min_relative_area=min_relative_area)
     return np.where(comps.labels == labels[best], prob, 0.0).astype(prob.dtype)
+
+
+def select_related(
+    prob: np.ndarray,
+    anchor_prob: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    min_relative_area: float = MIN_RELATIVE_AREA,
+) -> np.ndarray:
+    """``prob`` with everything outside the component nearest the anchor set to 0.
+
+    Components are those of :func:`select_component`; the anchor is ``anchor_prob > threshold``
+    without its specks, and distance is measured between pixels (0 where they touch or overlap).
+    Without an anchor nothing is referred to, so the result is empty.
+
+    >>> prob = np.zeros((10, 10)); prob[1:3, 1:3] = 0.9; prob[6:9, 6:9] = 0.8
+    >>> anchor = np.zeros((10, 10)); anchor[7:10, 3:5] = 0.7
+    >>> int((select_related(prob, anchor) > 0.5).sum())
+    9
+    """
+    from scipy import ndimage
+
+    comps = components(prob, threshold)
+    anchors = components(anchor_prob, threshold)
+    if len(comps) == 0 or len(anchors) == 0:
+        return np.zeros_like(prob)
+    kept = np.flatnonzero(anchors.areas >= min_relative_area * anchors.areas.max()) + 1
+    dist = ndimage.distance_transform_edt(~np.isin(anchors.labels, kept))
+    labels = np.arange(1, len(comps.areas) + 1)
+    nearest = np.asarray(ndimage.minimum(dist, comps.labels, labels), dtype=float)
+    best = choose_nearest(nearest, comps.areas, min_relative_area=min_relative_area)
+    return np.where(comps.labels == labels[best], prob, 0.0).astype(prob.dtype)
+
+
+def choose_nearest(
+    distances: np.ndarray, areas: np.ndarray, *, min_relative_area: float = MIN_RELATIVE_AREA
+) -> int:
+    """Index of the object nearest the anchor, given each object's ``distances`` to it and its
+    ``areas``: among equally near objects (touching it, say), the largest; specks smaller than
+    ``min_relative_area`` of the largest are never chosen. Images and scenes share it.
+
+    >>> int(choose_nearest(np.array([0.0, 0.0, 3.0]), np.array([5, 9, 20])))
+    1
+    """
+    distances, areas = np.asarray(distances, dtype=float), np.asarray(areas, dtype=float)
+    candidates = np.flatnonzero(areas >= min_relative_area * areas.max())
+    order = np.lexsort((-areas[candidates], distances[candidates]))
+    return int(candidates[order[0]])
 
 
 def _check_attribute(attribute: str) -> None:
@@ -229,12 +342,20 @@ def refer(
     """``H x W`` probability of the object(s) ``expression`` refers to.
 
     Size and position expressions ("the largest ship", "the plane in the top left") segment their
-    class and keep the component with that attribute; anything else is segmented as is.
+    class and keep the component with that attribute; relations ("the car next to the building")
+    segment both classes and keep the component nearest the other (empty where the other is not
+    found); anything else is segmented as is.
 
     >>> prob = refer(model, image, "the leftmost plane")  # doctest: +SKIP
     """
     parsed = parse_attribute(expression)
-    if parsed is None:
-        return prompt_probabilities(model, image, [expression])[0]
-    prob = prompt_probabilities(model, image, [class_prompt(parsed.subject)])[0]
-    return select_component(prob, parsed.attribute, threshold=threshold)
+    if parsed is not None:
+        prob = prompt_probabilities(model, image, [class_prompt(parsed.subject)])[0]
+        return select_component(prob, parsed.attribute, threshold=threshold)
+    related = parse_relation(expression)
+    if related is not None:
+        subject, anchor = prompt_probabilities(
+            model, image, [class_prompt(related.subject), class_prompt(related.anchor)]
+        )
+        return select_related(subject, anchor, threshold=threshold)
+    return prompt_probabilities(model, image, [expression])[0]

@@ -39,7 +39,14 @@ from geosam.model.text import normalize_prompts
 from geosam.tasks._probs import CLASS_TEMPLATE, check_classes, class_prompts
 from geosam.tasks.boxes import MIN_SCORE, NMS_IOU, nested_polygons, polygon_nms
 from geosam.tasks.classification import CLASS_THRESHOLD, MULTI_LABEL_BALANCE
-from geosam.tasks.referring import choose_object, class_prompt, parse_attribute
+from geosam.tasks.referring import (
+    MIN_RELATIVE_AREA,
+    choose_nearest,
+    choose_object,
+    class_prompt,
+    parse_attribute,
+    parse_relation,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -277,27 +284,36 @@ def ground_from_scene_prob(
     threshold: float = 0.5,
     min_score: float = MIN_SCORE,
     attribute: str | None = None,
+    anchor: xr.DataArray | None = None,
     progress: bool = False,
 ) -> gpd.GeoDataFrame:
     """:func:`ground_scene` on a probability DataArray already computed; ``attribute`` ("largest",
     "top left" ...) keeps one object per time step, chosen as on images
-    (:func:`geosam.tasks.referring.choose_object`, centroids in fractions of the scene)."""
+    (:func:`geosam.tasks.referring.choose_object`, centroids in fractions of the scene); ``anchor``,
+    the probability of a relation's other class, keeps the object nearest it
+    (:func:`geosam.tasks.referring.choose_nearest`), and nothing in a time step without it."""
     import geopandas as gpd
 
-    if PROMPT_DIM not in prob.dims:
-        prob = (
-            prob.expand_dims(PROMPT_DIM)
-            if PROMPT_DIM in prob.coords
-            else prob.expand_dims({PROMPT_DIM: ["expression"]})
-        )
-    objects = _objects(prob, threshold, progress)
+    objects = _objects(_with_prompt_dim(prob), threshold, progress)
     objects = objects[~(objects["score"] < min_score)]
+    anchors = None if anchor is None else _objects(_with_prompt_dim(anchor), threshold, progress)
     rows: list[dict[str, Any]] = []
     keys = [k for k in ("time",) if k in objects.columns]
     groups = objects.groupby(keys, sort=True) if keys else [((), objects)]
     for key, group in groups:
         if group.empty:
             continue
+        if anchors is not None:
+            near = (
+                anchors
+                if not keys
+                else anchors[anchors["time"] == (key[0] if isinstance(key, tuple) else key)]
+            )
+            near = near[near["pixels"] >= MIN_RELATIVE_AREA * near["pixels"].max()]
+            if near.empty:
+                continue
+            distances = group.geometry.distance(shapely.union_all(near.geometry.values))
+            group = group.iloc[[choose_nearest(distances.to_numpy(), group["pixels"].to_numpy())]]
         if attribute is not None:
             left, bottom, right, top = prob.rio.bounds()
             centre = group.geometry.centroid
@@ -334,25 +350,39 @@ def ground_scene(
     """The box of what ``expression`` refers to, in the scene's CRS: one row per time step where
     something was found (none if nothing was), the union box of all its objects. Size and position
     expressions ("the largest field", "the ship in the top left") segment their class and keep the
-    one object with that attribute, as :func:`geosam.tasks.referring.refer` does on images.
+    one object with that attribute, and relations ("the ship next to the harbor") the object of the
+    first class nearest the second, as :func:`geosam.tasks.referring.refer` does on images.
 
     Columns: ``prompt``, ``time`` (for a time series), ``score`` (mean probability over the objects'
     pixels), ``objects``, ``pixels`` and ``geometry``.
 
-    >>> ground_scene(ds, "the largest pond near the road")  # doctest: +SKIP
+    >>> ground_scene(ds, "the largest pond")  # doctest: +SKIP
+    >>> ground_scene(ds, "the ship next to the harbor")  # doctest: +SKIP
     """
 
     if not isinstance(expression, str):
         raise PromptError(f"expression must be one string, got {type(expression).__name__}")
     normalize_prompts(expression)
     parsed = parse_attribute(expression)
-    if parsed is None:
+    related = parse_relation(expression)
+    if parsed is not None:
+        prob = _segment(obj, [class_prompt(parsed.subject)], segment_kwargs)
+        found = ground_from_scene_prob(
+            prob, threshold=threshold, attribute=parsed.attribute, progress=progress
+        )
+    elif related is not None:
+        probs = _segment(
+            obj, [class_prompt(related.subject), class_prompt(related.anchor)], segment_kwargs
+        )
+        found = ground_from_scene_prob(
+            probs.isel({PROMPT_DIM: 0}),
+            threshold=threshold,
+            anchor=probs.isel({PROMPT_DIM: 1}),
+            progress=progress,
+        )
+    else:
         prob = _segment(obj, [expression], segment_kwargs)
         return ground_from_scene_prob(prob, threshold=threshold, progress=progress)
-    prob = _segment(obj, [class_prompt(parsed.subject)], segment_kwargs)
-    found = ground_from_scene_prob(
-        prob, threshold=threshold, attribute=parsed.attribute, progress=progress
-    )
     found["prompt"] = expression
     return found
 
