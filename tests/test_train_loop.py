@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from geosam.cli import main
 from geosam.data import build_dataset, read_yolo
 from geosam.errors import CheckpointError, InputError
-from geosam.model import load_model
+from geosam.model import create, load_model
 from geosam.model.checkpoint import read_checkpoint, save_checkpoint
 from geosam.train import TrainConfig, train
 from geosam.train.trainer import build_network
@@ -70,6 +70,24 @@ def test_training_lowers_the_loss(triplets: Path, tmp_path: Path) -> None:
     assert (tmp_path / "best.safetensors").is_file()
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["event"] for r in log].count("epoch") == 10
+
+
+def test_fine_tuning_starts_from_an_official_checkpoint(triplets: Path, tmp_path: Path) -> None:
+    """``--init RemoteSAMv1.pth``: a file in the official layout (torch.save of a dict with
+    ``model``), read safely and trained on. The layout is shown with remotesam-lite's state, since a
+    remotesam-v1 step takes minutes and 12 GB on a CPU (docs/training.md has the measured v1 run)."""
+    from tests.test_checkpoint import save_official
+
+    start = create("remotesam-lite", input_size=SIZE, pretrained=False).state_dict()
+    path = save_official(tmp_path / "official.pth", start)
+    result = train(_config(triplets, tmp_path / "run", init=str(path), freeze=("backbone.",), epochs=1,
+                           train_limit=2))
+    assert result.completed
+    _, state = read_checkpoint(tmp_path / "run" / "last.safetensors")
+    frozen = [k for k in start if k.startswith("backbone.") and start[k].is_floating_point()]
+    trained = [k for k in start if not k.startswith(("backbone.", "text_encoder.")) and k.endswith(".weight")]
+    assert frozen and all(torch.equal(state[k], start[k]) for k in frozen)  # started from the file
+    assert any(not torch.equal(state[k], start[k]) for k in trained)  # and trained on it
 
 
 def test_resume_after_interruption_gives_the_same_weights(triplets: Path, tmp_path: Path) -> None:
@@ -289,3 +307,7 @@ def test_cli_prepare_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert message in capsys.readouterr().err
     assert main([*args, *grown[:-1], str(tmp_path / "typo"), "--model-option", "fine_haed=true"]) == 1
     assert "remotesam-lite has no setting 'fine_haed'" in capsys.readouterr().err
+    # remotesam-v1's cross-scale module is built for 896 px: a smaller input is refused up front
+    v1 = [*args[:-4], "--model", "remotesam-v1", "--out", str(tmp_path / "v1"), "--val-splits", "--quiet"]
+    assert main(v1) == 1
+    assert "remotesam-v1 has no setting 'input_size' (its input size is fixed)" in capsys.readouterr().err

@@ -98,8 +98,9 @@ def create(name: str, **overrides: Any) -> PromptSegmenter:
     known = inspect.signature(spec.builder).parameters
     unknown = sorted(set(overrides) - set(known))
     if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in known.values()):
+        fixed = " (its input size is fixed)" if "input_size" in unknown else ""
         raise InputError(
-            f"{name} has no setting {', '.join(map(repr, unknown))}; its settings: {', '.join(known)}"
+            f"{name} has no setting {', '.join(map(repr, unknown))}{fixed}; its settings: {', '.join(known)}"
         )
     net = spec.builder(**overrides)
     net.arch = name

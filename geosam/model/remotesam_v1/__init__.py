@@ -6,8 +6,6 @@ No weights are packaged: load the released ``RemoteSAMv1.pth`` with
 
 from __future__ import annotations
 
-from typing import Any
-
 from geosam.model.registry import register_model
 from geosam.model.remotesam_v1.network import RemoteSAMv1
 
@@ -15,6 +13,6 @@ __all__ = ["RemoteSAMv1", "remotesam_v1"]
 
 
 @register_model("remotesam-v1")
-def remotesam_v1(**config: Any) -> RemoteSAMv1:
+def remotesam_v1(drop_path_rate: float = 0.3, fusion_drop: float = 0.0) -> RemoteSAMv1:
     """RemoteSAM v1 (BERT-base + multimodal Swin-B, 896x896 input); bring RemoteSAMv1.pth."""
-    return RemoteSAMv1(**config)
+    return RemoteSAMv1(drop_path_rate=drop_path_rate, fusion_drop=fusion_drop)
