@@ -351,6 +351,72 @@ def test_vector_labels_rasterize_like_rasterio() -> None:
         assert np.array_equal(rasterize(gdf.to_crs(src.crs).geometry, expect.shape, transform=src.transform), expect)
 
 
+def test_semantic_masks_must_sit_on_their_image_and_take_json_tables(tmp_path) -> None:
+    for part in ("img", "ann"):
+        (tmp_path / "valid" / part).mkdir(parents=True)
+    image = np.asarray(Image.open(DATA / "loveda" / "img" / "crop.png"))
+    ann = np.asarray(Image.open(DATA / "loveda" / "ann" / "crop.png"))
+    Image.fromarray(image).save(tmp_path / "valid" / "img" / "a.png")
+    Image.fromarray(ann[::2, ::2]).save(tmp_path / "valid" / "ann" / "a.png")  # half the size
+    classes = {str(k): v for k, v in LOVEDA_CLASSES.items()}  # as read from a JSON file
+    with pytest.raises(InputError, match=r"128 x 128 px but its image .* is 256 x 256"):
+        read_semantic_masks(tmp_path / "valid" / "img", tmp_path / "valid" / "ann", classes)
+    Image.fromarray(ann).save(tmp_path / "valid" / "ann" / "a.png")
+    table = read_semantic_masks(tmp_path / "valid" / "img", tmp_path / "valid" / "ann", classes)
+    assert table.images.split.tolist() == ["valid"]  # the split folder above the mask folder
+    # one mask file with the folder of its image
+    one = read_semantic_masks(tmp_path / "valid" / "img", tmp_path / "valid" / "ann" / "a.png", LOVEDA_CLASSES)
+    assert one.images.image.tolist() == [str(tmp_path / "valid" / "img" / "a.png")]
+    assert one.class_counts() == table.class_counts()
+
+
+def test_vector_labels_partly_outside_missing_or_undeclared(tmp_path) -> None:
+    geojson, tif = DATA / "spacenet" / "buildings.geojson", DATA / "spacenet" / "buildings.tif"
+    gdf = gpd.read_file(geojson)
+    with rasterio.open(tif) as src:
+        crs, width = src.crs, src.bounds.right - src.bounds.left
+    inside = read_vector_labels(gdf, tif, class_name="building")
+    # A building cut by the raster's edge is kept whole, so a chip knows it is not fully in view.
+    cut = inside.instances[inside.instances.geometry.apply(lambda g: g.bounds[0] < 0 or g.bounds[1] < 0
+                                                           or g.bounds[2] > 400 or g.bounds[3] > 400)]
+    assert len(cut) and (clip_instances(cut, Window(0, 0, 400, 400), (400, 400))["visible"] < 1).all()
+    # Labels off the raster: dropped with one warning; all of them off: an error.
+    far = gdf.to_crs(crs).translate(xoff=10 * width)
+    with pytest.warns(UserWarning, match=r"dropped 3 of 13 labels .* outside"):
+        read_vector_labels(gpd.GeoDataFrame(geometry=[*gdf.to_crs(crs).geometry, *far[:3]], crs=crs), tif,
+                           class_name="building")
+    with pytest.raises(InputError, match="none of the 10 labels falls on"):
+        read_vector_labels(gpd.GeoDataFrame(geometry=far, crs=crs), tif, class_name="building")
+    # Metres in a file read as degrees (GeoJSON without a crs member)
+    metres = gdf.to_crs(crs).set_crs("EPSG:4326", allow_override=True)
+    with pytest.raises(InputError, match="probably metres of a projected CRS"):
+        read_vector_labels(metres, tif, class_name="building")
+    # Numeric class codes (floats after a NaN-holding read) map like their integers; nulls are named.
+    coded = gdf.assign(code=[1.0] * len(gdf))
+    table = read_vector_labels(coded, tif, class_column="code", class_map={1: "building"})
+    assert table.class_counts() == {"building": len(gdf)}
+    with pytest.raises(InputError, match="1 of 10 features have no value in column 'code'"):
+        read_vector_labels(coded.assign(code=[None, *coded.code[1:]]), tif, class_column="code",
+                           class_map={1: "building"})
+
+
+def test_read_rgb_follows_declared_colour_bands(tmp_path) -> None:
+    from rasterio.enums import ColorInterp
+
+    rgb = np.asarray(Image.open(DATA / "loveda" / "img" / "crop.png").convert("RGB"))
+    nir = np.full(rgb.shape[:2], 7, np.uint8)
+    bgrn = np.stack([rgb[..., 2], rgb[..., 1], rgb[..., 0], nir])  # band order of Planet's 4-band products
+    profile = dict(driver="GTiff", width=rgb.shape[1], height=rgb.shape[0], count=4, dtype="uint8")
+    with rasterio.open(tmp_path / "bgrn.tif", "w", **profile) as dst:
+        dst.write(bgrn)
+        dst.colorinterp = [ColorInterp.blue, ColorInterp.green, ColorInterp.red, ColorInterp.undefined]
+    assert np.array_equal(read_rgb(tmp_path / "bgrn.tif"), rgb)
+    with rasterio.open(tmp_path / "two.tif", "w", **{**profile, "count": 2}) as dst:
+        dst.write(bgrn[:2])
+    with pytest.raises(InputError, match="has 2 bands"):
+        read_rgb(tmp_path / "two.tif")
+
+
 def test_box_csv() -> None:
     table = read_box_csv(DATA / "neon" / "OSBS_029_crop.csv", source="neon", gsd=0.1)
     rows = (DATA / "neon" / "OSBS_029_crop.csv").read_text().splitlines()[1:]

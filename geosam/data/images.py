@@ -102,8 +102,10 @@ def read_label_raster(path: str | Path) -> np.ndarray:
 def read_rgb(path: str | Path) -> np.ndarray:
     """An image as ``H x W x 3`` uint8 RGB.
 
-    Single-band images (panchromatic) are repeated to three bands; four-band RGBN keeps RGB; data
-    that is not uint8 (11/16-bit) is stretched between its 0.5 and 99.5 percentiles.
+    Single-band images (panchromatic) are repeated to three bands; a GeoTIFF whose bands declare
+    red, green and blue (colour interpretation) gives those, in that order (BGRN imagery included),
+    others their first three bands (RGBN keeps RGB); data that is not uint8 (11/16-bit) is stretched
+    between its 0.5 and 99.5 percentiles.
 
     >>> read_rgb("spacenet/sample_geotiff.tif").shape   # doctest: +SKIP
     (900, 900, 3)
@@ -113,9 +115,12 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise InputError(f"image file not found: {path}")
     if path.suffix.lower() in (".tif", ".tiff"):
         import rasterio
+        from rasterio.enums import ColorInterp
 
         with rasterio.open(path) as src:
-            data = np.moveaxis(src.read(), 0, -1)
+            order = [src.colorinterp.index(c) + 1 for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+                     if c in src.colorinterp]
+            data = np.moveaxis(src.read(order if len(order) == 3 else None), 0, -1)
     else:
         from PIL import Image
 
@@ -125,6 +130,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
         data = data[..., None]
     if data.shape[-1] == 1:
         data = np.repeat(data, 3, axis=-1)
+    elif data.shape[-1] == 2:
+        raise InputError(f"{path} has 2 bands: give a 1-band (panchromatic), RGB or RGB+ image")
     elif data.shape[-1] >= 4:
         data = data[..., :3]
     if data.dtype != np.uint8:

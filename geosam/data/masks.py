@@ -21,7 +21,7 @@ from geosam.data._common import (
     to_class,
 )
 from geosam.data.dota import DOTA_CLASSES
-from geosam.data.images import read_label_raster
+from geosam.data.images import read_header, read_label_raster
 from geosam.data.instances import InstanceTable, image_record
 from geosam.errors import InputError
 
@@ -51,6 +51,15 @@ LOVEDA_CLASSES: dict[int, str | None] = {
 VAIHINGEN_CLASSES: dict[int, str | None] = {
     0: None, 1: "impervious", 2: "building", 3: "low-vegetation", 4: "tree", 5: "car",
 }
+
+
+def _check_grid(mask_file: Path, image: Path, width: int, height: int) -> None:
+    """Refuse a mask that is not on its image's pixel grid: chips are cut from the image in mask
+    coordinates, so any other size would misplace every label."""
+    header = read_header(image)
+    if (header.width, header.height) != (width, height):
+        raise InputError(f"{mask_file} is {width} x {height} px but its image {image} is {header.width} x "
+                         f"{header.height}: a mask must be on the image's pixel grid")
 
 
 def _rgb_key(rgb: np.ndarray) -> np.ndarray:
@@ -101,6 +110,7 @@ def read_isaid(
         labels[(ids == 0) | (color == 0)] = 0
         geoms = label_image_to_geometries(labels)
         height, width = ids.shape
+        _check_grid(color_file, image, width, height)
         images.append(image_record(image, width, height, source=source, licence=licence,
                                    split=split or guess_split(folder), labelled=DOTA_CLASSES))
         for value, geom in sorted(geoms.items()):
@@ -133,12 +143,18 @@ def read_semantic_masks(
     >>> read_semantic_masks("loveda/img", "loveda/ann", LOVEDA_CLASSES, source="loveda")  # doctest: +SKIP
     """
     images, masks = Path(images), Path(masks)
-    pairs = [(images, masks)] if masks.is_file() else [
-        (find_image(images, m.stem), m) for m in sorted(masks.iterdir()) if m.suffix.lower() in (".png", ".tif", ".tiff")
-    ]
+    if masks.is_file():
+        pairs = [(find_image(images, masks.stem) if images.is_dir() else images, masks)]
+    elif masks.is_dir():
+        pairs = [(find_image(images, m.stem), m) for m in sorted(masks.iterdir())
+                 if m.suffix.lower() in (".png", ".tif", ".tiff")]
+    else:
+        raise InputError(f"mask file or folder not found: {masks}")
     if not pairs:
         raise InputError(f"no mask images in {masks}")
-    table = {int(k): (None if v is None else to_class(v, class_map)) for k, v in classes.items()}
+    # Keys as int whether the table came from Python or from a JSON file ("2": "building").
+    labels = {int(k): v for k, v in classes.items()}
+    table = {k: (None if v is None else to_class(v, class_map)) for k, v in labels.items()}
     labelled = {c for c in table.values() if c is not None}
     out_images: list[dict[str, Any]] = []
     instances: list[dict[str, Any]] = []
@@ -150,8 +166,9 @@ def read_semantic_masks(
         if unknown:
             raise InputError(f"{mask_file} has values {sorted(unknown)} that the class table lacks")
         height, width = mask.shape
+        _check_grid(mask_file, image, width, height)
         out_images.append(image_record(image, width, height, source=source, licence=licence,
-                                       split=split or guess_split(mask_file.parent.parent), labelled=labelled, gsd=gsd))
+                                       split=split or guess_split(mask_file.parent), labelled=labelled, gsd=gsd))
         number = 0
         for value, class_name in sorted(table.items()):
             if class_name is None:
@@ -166,7 +183,7 @@ def read_semantic_masks(
             for _, geom in sorted(label_image_to_geometries(components.astype(np.int32)).items()):
                 number += 1
                 instances.append({
-                    "image": str(image), "class_name": class_name, "label": str(classes[value]),
+                    "image": str(image), "class_name": class_name, "label": str(labels[value]),
                     "kind": "mask", "instance": number, "difficult": False, "geometry": geom,
                 })
     return InstanceTable.from_records(out_images, instances)

@@ -16,7 +16,7 @@ from shapely.geometry import box
 
 from geosam.data._common import ClassMap, guess_split, to_class
 from geosam.data.images import read_header
-from geosam.data.instances import InstanceTable, image_record
+from geosam.data.instances import DroppedLabels, InstanceTable, image_record
 from geosam.errors import InputError
 
 
@@ -34,10 +34,14 @@ def read_vector_labels(
 ) -> InstanceTable:
     """Geometries over a georeferenced raster, as instances in the raster's pixel coordinates.
 
-    The labels are reprojected to the raster's CRS, mapped through its affine transform and clipped
-    to it; so :func:`geosam.data.rasterize` of the result equals ``rasterio.features.rasterize`` of
-    the labels with the raster's transform. Each feature gets ``class_name``, or the label in
-    ``class_column``. Lines and points are buffered by ``buffer_m`` metres (required for them).
+    The labels are reprojected to the raster's CRS and mapped through its affine transform; so
+    :func:`geosam.data.rasterize` of the result equals ``rasterio.features.rasterize`` of the labels
+    with the raster's transform. A label partly outside the raster is kept whole (chips record the
+    fraction in view); labels wholly outside are dropped with a warning, and an error is raised if
+    none falls on the raster. Every pixel without a label counts as showing none of the labelled
+    classes. Each feature gets ``class_name``, or the label in ``class_column`` (``class_map`` keys
+    may be the column's numbers or strings). Lines and points are buffered by ``buffer_m`` metres
+    (required for them).
 
     >>> read_vector_labels("spacenet/geotiff_labels.geojson", "spacenet/sample_geotiff.tif",
     ...                    class_name="building")   # doctest: +SKIP
@@ -54,18 +58,27 @@ def read_vector_labels(
         raise InputError(f"{raster} has no CRS: cannot place georeferenced labels on it")
     if gdf.crs is None:
         raise InputError("the labels have no CRS; set it (gdf.set_crs(...)) before importing")
+    _check_degrees(gdf)
+    if class_column is not None:
+        missing = int(gdf[class_column].isna().sum())
+        if missing:
+            raise InputError(f"{missing} of {len(gdf)} features have no value in column {class_column!r}: drop "
+                             "or fill them (an unlabelled feature cannot say what it is)")
+    if class_map is not None:
+        class_map = {_label_text(k): v for k, v in class_map.items()}
     gdf = gdf.to_crs(crs)
     inverse = ~transform
     matrix = [inverse.a, inverse.b, inverse.d, inverse.e, inverse.xoff, inverse.yoff]
     pixel_m = _pixel_size_m(transform, crs, gdf)
-    frame = box(0, 0, width, height)
     split = split or guess_split(raster.parent)
     instances: list[dict[str, Any]] = []
     labelled: set[str] = set()
-    for number, (label, geom) in enumerate(
+    dropped = DroppedLabels(labels if not isinstance(labels, gpd.GeoDataFrame) else "the labels")
+    for number, (value, geom) in enumerate(
         zip(gdf[class_column] if class_column else [class_name] * len(gdf), gdf.geometry, strict=True), 1
     ):
-        canonical = to_class(str(label), class_map)
+        label = _label_text(value)
+        canonical = to_class(label, class_map)
         if canonical is None or geom is None or geom.is_empty:
             continue
         labelled.add(canonical)
@@ -74,14 +87,37 @@ def read_vector_labels(
             if buffer_m is None:
                 raise InputError(f"feature {number} is a {pix.geom_type}: pass buffer_m= to give it a width")
             pix = pix.buffer(buffer_m / pixel_m)
-        pix = shapely.make_valid(pix).intersection(frame)
-        if pix.is_empty or pix.area == 0:
+        pix = shapely.make_valid(pix)
+        if not dropped.keep(pix, width, height, f"feature {number}"):
             continue
-        instances.append({"image": str(raster), "class_name": canonical, "label": str(label),
+        instances.append({"image": str(raster), "class_name": canonical, "label": label,
                           "kind": "polygon", "instance": number, "difficult": False, "geometry": pix})
+    if labelled and not instances:
+        raise InputError(f"none of the {dropped.checked} labels falls on {raster}: they cover another area "
+                         "(or are in another CRS than they declare)")
+    dropped.warn()
     images = [image_record(raster, width, height, source=source, licence=licence, split=split,
                            labelled=labelled, gsd=pixel_m)]
     return InstanceTable.from_records(images, instances)
+
+
+def _label_text(value: Any) -> str:
+    """A class column's value as text: whole numbers without a decimal point (1.0 -> "1")."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _check_degrees(gdf: gpd.GeoDataFrame) -> None:
+    """Refuse coordinates that cannot be the degrees their CRS says: GeoJSON without a ``crs`` member
+    is read as longitude/latitude (RFC 7946) even when it was written in metres."""
+    if not gdf.crs.is_geographic or gdf.empty:
+        return
+    x0, y0, x1, y1 = gdf.total_bounds
+    if min(x0, y0) < -180 or x1 > 180 or y1 > 90 or y0 < -90:
+        raise InputError(f"the labels' CRS is {gdf.crs.to_string()} (degrees) but their coordinates reach "
+                         f"({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}): probably metres of a projected CRS that the "
+                         "file does not declare; set it (gdf.set_crs(..., allow_override=True))")
 
 
 def _pixel_size_m(transform: rasterio.Affine, crs: Any, gdf: gpd.GeoDataFrame) -> float:
