@@ -32,7 +32,6 @@ import dask
 import dask.array as da
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from geosam.distributed import ModelRef, get_model, model_lock
 from geosam.tiling import Blend, WindowGrid
@@ -211,9 +210,7 @@ def _run_windows(
             pairs = model.pair_probabilities(pixels, list(prompts), batch_size=batch)
             for img_idx, prompt_idx, probs in pairs:
                 if probs.shape[-2:] != (tile, tile):
-                    probs = F.interpolate(
-                        probs[:, None], size=(tile, tile), mode="bilinear", align_corners=False
-                    )[:, 0]
+                    probs = model.resize_back(probs, (tile, tile))
                 for j, (w, p) in enumerate(zip(img_idx.tolist(), prompt_idx.tolist(), strict=True)):
                     y, x = group[w]
                     acc[p, y : y + tile, x : x + tile] += probs[j] * weight

@@ -30,7 +30,7 @@ distorted.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
@@ -315,7 +315,6 @@ def evaluate(
     split: float | None = None,
     tile: int | None = DEFAULT_TILE,
     progress: bool = True,
-    read_image: Callable[[str], np.ndarray] | None = None,
 ) -> EvaluationResult:
     """Score ``model`` on the images of ``table`` (see the module docstring for what is measured).
 
@@ -328,7 +327,6 @@ def evaluate(
     from geosam.data.images import read_rgb
     from geosam.data.rasterize import rasterize
 
-    read = read_image or read_rgb
     _check_threshold(threshold)
     check_split(split, threshold)
     if tile is not None and not (_is_int(tile) and tile >= MIN_TILE):
@@ -378,7 +376,7 @@ def evaluate(
         asked = [text[c] for c in cats] + list(negatives)
         if not asked:
             continue
-        image = read(row["image"])
+        image = read_rgb(row["image"])
         h, w = image.shape[:2]
         if (h, w) != (row["height"], row["width"]):
             raise InputError(

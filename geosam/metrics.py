@@ -47,12 +47,13 @@ def res_scores(preds: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> di
 
     * ``oIoU``: overall IoU, the sum of intersections over the sum of unions of all samples;
     * ``mIoU``: the mean of the per-sample IoUs;
-    * ``P@t``: the share of samples whose IoU is above ``t`` (t = 0.5 ... 0.9).
+    * ``P@t``: the share of samples whose IoU is at least ``t`` (t = 0.5 ... 0.9), as LAVT-style
+      code and the training meter (:class:`geosam.train.metrics.SegmentationMeter`) count it.
 
     A sample whose prediction and target are both empty (a correctly rejected expression) has
-    IoU 1.0: it adds nothing to oIoU but counts as a hit for mIoU and P@t. (LAVT-style code scores
-    it 0 and counts ``IoU >= t``; the two agree on every sample with a non-empty target except
-    exact ties.) ``oIoU`` is ``nan`` when all unions are empty.
+    IoU 1.0: it adds nothing to oIoU but counts as a hit for mIoU and P@t (LAVT-style code scores
+    it 0; the two agree on every sample with a non-empty target). ``oIoU`` is ``nan`` when all
+    unions are empty.
 
     >>> a = np.array([[1, 1], [0, 0]], bool); b = np.array([[1, 0], [0, 0]], bool)
     >>> res_scores([a], [b])["oIoU"]
@@ -96,7 +97,7 @@ def res_scores_from_counts(
         "mIoU": float(ious.mean()),
     }
     for thr in PRECISION_THRESHOLDS:
-        out[f"P@{thr}"] = float(np.mean(ious > thr))
+        out[f"P@{thr}"] = float(np.mean(ious >= thr))
     return out
 
 

@@ -104,8 +104,8 @@ def segment(
       GPU workers (see docs/distributed.md).
 
     >>> prob = segment(ds, "ships")                                   # doctest: +SKIP
-    >>> prob.rio.crs == ds.rio.crs, prob.dims                         # (True, ('time', 'y', 'x'))
-    >>> masks = segment(ds, ["ships", "harbor"], threshold=0.5)       # (time, prompt, y, x) uint8
+    >>> prob.rio.crs == ds.rio.crs, prob.dims                         # (True, ('time', 'y', 'x'))  # doctest: +SKIP
+    >>> masks = segment(ds, ["ships", "harbor"], threshold=0.5)       # (time, prompt, y, x) uint8  # doctest: +SKIP
     """
     items, single = normalize_prompts(prompts)
     duplicates = sorted({p for p in items if items.count(p) > 1})

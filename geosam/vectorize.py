@@ -10,8 +10,8 @@ CRS. Memory is bounded by one chunk plus the polygons themselves.
 
 >>> prob = geosam.segment(ds, "water")                                   # doctest: +SKIP
 >>> gdf = to_geodataframe(prob, threshold=0.5)                            # doctest: +SKIP
->>> gdf.columns.tolist()   # ['prompt', 'time', 'score', 'pixels', 'area', 'geometry']
->>> gdf.to_parquet("water.parquet")                                      # GeoParquet, CRS kept
+>>> gdf.columns.tolist()   # ['prompt', 'time', 'score', 'pixels', 'area', 'geometry']  # doctest: +SKIP
+>>> gdf.to_parquet("water.parquet")                                      # GeoParquet, CRS kept  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def to_geodataframe(
     Computed chunk by chunk; regions crossing chunk borders are merged into one polygon.
 
     >>> gdf = to_geodataframe(geosam.segment(ds, "ships"), geometry="oriented_box")  # doctest: +SKIP
-    >>> gdf.to_parquet("ships.parquet")   # GeoParquet; geopandas.read_parquet keeps the CRS
+    >>> gdf.to_parquet("ships.parquet")   # GeoParquet; geopandas.read_parquet keeps the CRS  # doctest: +SKIP
     """
     import geopandas as gpd
 

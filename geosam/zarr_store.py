@@ -11,8 +11,8 @@ and completes the store. :func:`open_result` refuses incomplete stores, so a par
 presented as complete.
 
 >>> prob = geosam.segment(ds, "water")                                    # doctest: +SKIP
->>> to_zarr(prob, "water.zarr")            # resumes if water.zarr holds the same, unfinished job
->>> open_result("water.zarr").rio.crs      # CRS.from_epsg(26914)
+>>> to_zarr(prob, "water.zarr")            # resumes if water.zarr holds the same, unfinished job  # doctest: +SKIP
+>>> open_result("water.zarr").rio.crs      # CRS.from_epsg(26914)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def test_res_scores_hand_computed() -> None:
     s = res_scores([p1, p2, p3], [t1, t2, t3])
     assert s["oIoU"] == pytest.approx(5 / 8)
     assert s["mIoU"] == pytest.approx((0.5 + 0.75 + 1.0) / 3)
-    assert s["P@0.5"] == pytest.approx(2 / 3)  # 0.5 is not above 0.5
+    assert s["P@0.5"] == pytest.approx(3 / 3)  # IoU 0.5 counts: at least 0.5, as LAVT and the training meter
     assert s["P@0.6"] == pytest.approx(2 / 3)
     assert s["P@0.7"] == pytest.approx(2 / 3)
     assert s["P@0.8"] == pytest.approx(1 / 3)

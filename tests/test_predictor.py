@@ -86,10 +86,10 @@ def test_probabilities_are_resized_back_with_the_network_mode(model: RemoteSAM) 
     nearest = torch.nn.functional.interpolate(probs[:, None], size=(4, 4))[:, 0]
     model.network.output_resize = "nearest"
     try:
-        torch.testing.assert_close(model._resize_back(probs, (4, 4)), nearest)
+        torch.testing.assert_close(model.resize_back(probs, (4, 4)), nearest)
     finally:
         model.network.output_resize = "bilinear"
-    smooth = model._resize_back(probs, (4, 4))
+    smooth = model.resize_back(probs, (4, 4))
     assert 0 < smooth[0, 0, 1] < 1  # bilinear blends neighbours
     from geosam.model.remotesam_v1 import RemoteSAMv1
 

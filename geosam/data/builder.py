@@ -16,7 +16,7 @@ Layout of a dataset folder::
 Everything is deterministic given the seed: each chip draws its expressions from its own random
 stream, so adding a source does not change the samples of the others.
 
->>> build_dataset(read_shared_data(root), "triplets", known_absent=known_absent_of_sources())  # doctest: +SKIP
+>>> build_dataset(read_shared_data(root), "triplets", **shared_build_options())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -461,9 +461,3 @@ def export_coco(chips: pd.DataFrame, instances: pd.DataFrame, path: Path) -> Non
     }
     path.write_text(json.dumps(coco))
 
-
-def known_absent_of_sources() -> dict[str, tuple[str, ...]]:
-    """``known_absent`` of the shared sources (see :mod:`geosam.data.sources`)."""
-    from geosam.data.sources import SHARED_SOURCES
-
-    return {s.name: s.known_absent for s in SHARED_SOURCES}

@@ -33,7 +33,6 @@ from shapely.geometry import box  # noqa: F401  (used in the doctest)
 from geosam.data.vocabulary import VOCABULARY, class_info, groups_of, members
 
 KINDS = ("class", "zero", "size", "position", "relation", "count")
-ATTRIBUTE_KINDS = ("size", "position", "relation", "count")
 
 #: Thresholds that make an attribute expression unambiguous.
 SIZE_RATIO = 1.3  # the largest is this much larger than the next

@@ -115,13 +115,6 @@ class InstanceTable:
         """The instances of one image."""
         return self.instances[self.instances["image"] == str(image)]
 
-    def image_info(self, image: str | Path) -> dict[str, Any]:
-        """The image row of ``image`` as a dict."""
-        rows = self.images[self.images["image"] == str(image)]
-        if rows.empty:
-            raise InputError(f"image {image!r} is not in the table")
-        return dict(rows.iloc[0])
-
 
 def image_record(
     image: str | Path,

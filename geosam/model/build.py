@@ -38,7 +38,7 @@ def load_model(
     ``remotesam-v1``, the official ``RemoteSAMv1.pth``; without it the packaged weights are used.
     ``tta=True`` adds mirrored views at test time (three forward passes, see :class:`RemoteSAM`).
 
-    >>> model = geosam.load_model()  # remotesam-lite, packaged weights, best device
+    >>> model = geosam.load_model()  # remotesam-lite, packaged weights, best device  # doctest: +SKIP
     >>> model = geosam.load_model("remotesam-v1", weights="RemoteSAMv1.pth", device="cpu",
     ...                           precision="fp32")  # doctest: +SKIP
     """

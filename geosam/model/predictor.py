@@ -88,7 +88,7 @@ def check_batch_size(batch_size: int | None) -> int | None:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``"auto"`` is bf16 on GPUs that support it (fp16 on others) and exact fp32 on CPU."""
     if precision not in ("fp32", "bf16", "fp16", "auto"):
-        raise ValueError(f"precision must be one of fp32, bf16, fp16, auto; got {precision!r}")
+        raise InputError(f"precision must be one of fp32, bf16, fp16, auto; got {precision!r}")
     if precision != "auto":
         return precision
     if device.type == "cuda":
@@ -136,8 +136,8 @@ class RemoteSAM(TaskMixin):
     Build it with :func:`geosam.load_model`.
 
     >>> model = geosam.load_model()                       # doctest: +SKIP
-    >>> prob = model.predict(image, "ships")              # H x W float32 in [0, 1]
-    >>> probs = model.predict(image, ["ships", "harbor"])  # P x H x W
+    >>> prob = model.predict(image, "ships")              # H x W float32 in [0, 1]  # doctest: +SKIP
+    >>> probs = model.predict(image, ["ships", "harbor"])  # P x H x W  # doctest: +SKIP
 
     ``tta=True`` averages each probability map with those of the image mirrored left-right and
     top-bottom (three forward passes; prompts that name a direction are predicted once); its gain
@@ -247,11 +247,13 @@ class RemoteSAM(TaskMixin):
         out = np.empty((b, len(items), h, w), dtype=np.float32)
         for img_idx, prompt_idx, probs in self.pair_probabilities(pixels, items):
             if probs.shape[-2:] != (h, w):
-                probs = self._resize_back(probs, (h, w))
+                probs = self.resize_back(probs, (h, w))
             out[img_idx, prompt_idx] = probs.clamp_(0, 1).cpu().numpy()
         return out
 
-    def _resize_back(self, probs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def resize_back(self, probs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Probabilities ``(N, S, S)`` at the network's output size resized to ``size`` the way the
+        network's reference code does (``network.output_resize``: bilinear, or nearest for v1)."""
         mode = self.network.output_resize
         extra = {"align_corners": False} if mode == "bilinear" else {}
         return F.interpolate(probs[:, None], size=size, mode=mode, **extra)[:, 0]

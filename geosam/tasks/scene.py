@@ -270,7 +270,7 @@ def detect_scene(
     class and time step. Rows are best first within each group.
 
     >>> gdf = detect_scene(ds, ["ship", "harbor"])            # doctest: +SKIP
-    >>> gdf.to_parquet("ships.parquet")                        # GeoParquet with the CRS
+    >>> gdf.to_parquet("ships.parquet")                        # GeoParquet with the CRS  # doctest: +SKIP
     """
     probs = class_probabilities_scene(obj, classes, template=template, **segment_kwargs)
     return detections_from_scene_probs(
@@ -686,7 +686,7 @@ def detect_changes_scene(
     ``area`` (CRS units squared) and ``overlap``.
 
     >>> ch = detect_changes_scene(ds, "buildings")                      # doctest: +SKIP
-    >>> ch[ch.change == "appeared"].area.sum()                          # new building area, m2
+    >>> ch[ch.change == "appeared"].area.sum()                          # new building area, m2  # doctest: +SKIP
     """
 
     if not isinstance(prompt, str):

@@ -450,12 +450,6 @@ class _Stop:
             signal.signal(sig, handler)
 
 
-def _unwrap(model: nn.Module) -> PromptSegmenter:
-    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    assert isinstance(inner, PromptSegmenter)
-    return inner
-
-
 def _broadcast_buffers(net: nn.Module, dinfo: DistInfo) -> None:
     """Give every rank rank 0's buffers (BatchNorm statistics drift apart between DDP's per-forward
     broadcasts), so that all ranks hold the very weights that rank 0 saves."""
@@ -742,8 +736,3 @@ def train(config: TrainConfig) -> TrainResult:
     barrier(dinfo)
     return TrainResult(net, out, history, completed, global_step)
 
-
-def config_from_args(args: Sequence[tuple[str, Any]]) -> TrainConfig:
-    """A :class:`TrainConfig` from ``(field, value)`` pairs, ignoring ``None`` values."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in args if k in names and v is not None})

@@ -19,7 +19,8 @@ from geosam.model.lite.text_encoder import MiniLMEncoder
 class RemoteSAMLite(PromptSegmenter):
     """EfficientNet-Lite0 + MiniLM referring-segmentation network.
 
-    >>> net = RemoteSAMLite(input_size=256)
+    >>> from geosam.model.text import tokenize
+    >>> net = RemoteSAMLite(input_size=256).eval()
     >>> ids, mask = tokenize(["ships"])
     >>> net(torch.zeros(1, 3, 256, 256), ids, mask).shape
     torch.Size([1, 2, 256, 256])

@@ -18,8 +18,8 @@ class RemoteSAMv1(PromptSegmenter):
     ``RemoteSAMv1.pth`` (``backbone.*``, ``classifier.*``, ``text_encoder.*``).
 
     >>> net = RemoteSAMv1().eval()                       # doctest: +SKIP
-    >>> text = net.encode_text(ids, mask)                 # ids, mask: (P, 20)
-    >>> logits = net.segment(pixels, text)                # pixels: (P, 3, 896, 896) -> (P, 2, 896, 896)
+    >>> text = net.encode_text(ids, mask)                 # ids, mask: (P, 20)  # doctest: +SKIP
+    >>> logits = net.segment(pixels, text)                # pixels: (P, 3, 896, 896) -> (P, 2, 896, 896)  # doctest: +SKIP
     """
 
     arch = "remotesam-v1"
