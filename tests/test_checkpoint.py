@@ -173,3 +173,15 @@ def test_safetensors_round_trip_keeps_config_and_tensors(tmp_path: Path) -> None
     rebuilt = create(config["arch"], **config["config"])
     load_weights(rebuilt, state)
     assert all(torch.equal(rebuilt.state_dict()[k], own[k]) for k in own)
+
+
+def test_weights_of_another_architecture_are_named_for_inference_and_training() -> None:
+    from geosam.model.build import packaged_weights
+    from geosam.model.registry import get_spec
+    from geosam.train.trainer import build_network
+
+    lite = packaged_weights(str(get_spec("remotesam-lite").weights))
+    with pytest.raises(CheckpointError, match=r"holds a 'remotesam-lite' checkpoint, not 'remotesam-v1'.*--model remotesam-lite"):
+        load_model("remotesam-v1", weights=lite, device="cpu")
+    with pytest.raises(CheckpointError, match=r"holds a 'remotesam-lite' checkpoint, not 'remotesam-v1'"):
+        build_network("remotesam-v1", init="remotesam-lite")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from geosam.errors import CheckpointError
+from geosam.model.base import PromptSegmenter
 from geosam.model.checkpoint import load_weights, read_checkpoint, read_official_checkpoint
 from geosam.model.predictor import Precision, RemoteSAM
 from geosam.model.registry import create, get_spec
@@ -51,19 +54,7 @@ def load_model(
 
     spec = get_spec(name_str)
     if weights is not None:
-        wpath = os.fspath(weights)
-        if wpath.endswith(".safetensors"):
-            config, state = read_checkpoint(wpath)
-            if config.get("arch") != spec.name:
-                raise CheckpointError(
-                    f"{wpath} holds a {config.get('arch')!r} checkpoint, not {spec.name!r}; "
-                    f"call load_model({wpath!r}) to load it with its own architecture"
-                )
-            net = create(spec.name, **config["config"])
-        else:
-            state = read_official_checkpoint(wpath)
-            net = create(spec.name)
-        load_weights(net, state, source=wpath)
+        net = network_with_weights(spec.name, weights)
     elif spec.weights is not None and packaged_weights(spec.weights).is_file():
         config, state = read_checkpoint(packaged_weights(spec.weights))
         net = create(spec.name, **config["config"])
@@ -83,3 +74,34 @@ def load_model(
             "RemoteSAMv1.pth from the 1e12Leon/RemoteSAM model hub page) and pass weights=PATH"
         )
     return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size, tta=tta)
+
+
+def network_with_weights(
+    name: str,
+    weights: str | os.PathLike[str],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    allow_grown: bool = False,
+) -> PromptSegmenter:
+    """The network ``name`` loaded from ``weights``: a geosam ``.safetensors`` checkpoint of that
+    architecture (its configuration updated by ``overrides``) or an official ``.pth``
+    (``RemoteSAMv1.pth``). ``allow_grown`` lets ``overrides`` add parts the file lacks that start out
+    neutral (``fine_head=True``). :func:`load_model` and ``geosam train --init`` both use it.
+
+    >>> net = network_with_weights("remotesam-v1", "RemoteSAMv1.pth")  # doctest: +SKIP
+    """
+    path = os.fspath(weights)
+    overrides = dict(overrides or {})
+    if path.endswith(".safetensors"):
+        config, state = read_checkpoint(path)
+        if config.get("arch") != name:
+            raise CheckpointError(
+                f"{path} holds a {config.get('arch')!r} checkpoint, not {name!r}: load it with its own "
+                f"architecture (load_model({path!r}), or --model {config.get('arch')})"
+            )
+        net = create(name, **{**config.get("config", {}), **overrides})
+    else:
+        net = create(name, **overrides)
+        state = read_official_checkpoint(path)
+    load_weights(net, state, source=path, allow_grown=allow_grown)
+    return net

@@ -40,12 +40,9 @@ from geosam.data.dataset import Augment, TripletDataset
 from geosam.data.vocabulary import VOCABULARY, members
 from geosam.errors import CheckpointError, InputError
 from geosam.model.base import PromptSegmenter
-from geosam.model.build import packaged_weights
+from geosam.model.build import network_with_weights, packaged_weights
 from geosam.model.checkpoint import (
     CONFIG_KEY,
-    load_weights,
-    read_checkpoint,
-    read_official_checkpoint,
     save_checkpoint,
 )
 from geosam.model.predictor import resolve_device, resolve_precision
@@ -153,19 +150,9 @@ def build_network(
     overrides = dict(options or {})
     if input_size is not None:
         overrides["input_size"] = input_size
-    if init is not None:
-        init = str(weights_path(init))
-    if init is not None and init.endswith(".safetensors"):
-        config, state = read_checkpoint(init)
-        if config.get("arch") != name:
-            raise CheckpointError(f"{init} holds a {config.get('arch')!r} checkpoint, not {name!r}")
-        net = create(name, **{**config.get("config", {}), **overrides})
-        load_weights(net, state, source=str(init), allow_grown=True)
-        return net
-    net = create(name, **overrides)
-    if init is not None:
-        load_weights(net, read_official_checkpoint(init), source=str(init), allow_grown=True)
-    return net
+    if init is None:
+        return create(name, **overrides)
+    return network_with_weights(name, weights_path(init), overrides=overrides, allow_grown=True)
 
 
 def weights_path(init: str | os.PathLike[str]) -> Path:
