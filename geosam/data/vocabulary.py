@@ -298,17 +298,21 @@ def _suggest_name(label: str) -> str:
     return "-".join(re.sub(r"[^a-z0-9]+", " ", label.lower()).split()) or "my-class"
 
 
-def _pluralise(text: str) -> str:
-    """The English plural of a phrase's last word, for the common regular cases.
+def plural_of(noun: str) -> str:
+    """English plural of a phrase's last word, for the regular cases; a word already plural
+    ("planes", "Aircrafts") is kept. Class phrases of your own and captions use it.
 
-    >>> _pluralise("solar panel"), _pluralise("greenhouse"), _pluralise("quarry"), _pluralise("bench")
-    ('solar panels', 'greenhouses', 'quarries', 'benches')
+    >>> [plural_of(n) for n in ["solar panel", "bus", "quarry", "bench", "tennis courts", "greenhouse"]]
+    ['solar panels', 'buses', 'quarries', 'benches', 'tennis courts', 'greenhouses']
     """
-    head, _, last = text.rpartition(" ")
-    if re.search(r"[^aeiou]y$", last):
-        last = last[:-1] + "ies"
-    elif re.search(r"(s|x|z|ch|sh)$", last):
+    head, _, last = noun.rpartition(" ")
+    low = last.lower()
+    if low.endswith(("ss", "us", "sh", "ch", "x", "z")):
         last += "es"
+    elif low.endswith("s"):
+        pass
+    elif re.search(r"[^aeiou]y$", low):
+        last = last[:-1] + "ies"
     else:
         last += "s"
     return f"{head} {last}" if head else last
@@ -350,7 +354,7 @@ def make_class(
         raise InputError(f"class {name!r}: stuff must be true or false, got {stuff!r}")
     one = _phrases(singular, "singular phrases", name) or (name.replace("-", " "),)
     # Land cover has no plural form to speak of ("water", "farmland"); objects add an "s".
-    many = _phrases(plural, "plural phrases", name) or (one if stuff else tuple(_pluralise(t) for t in one))
+    many = _phrases(plural, "plural phrases", name) or (one if stuff else tuple(plural_of(t) for t in one))
     alike = _phrases(look_alikes, "look_alikes", name)
     alias = _phrases(aliases, "aliases", name)
     return ClassInfo(name, one, many, stuff, alike, (), alias)

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from geosam.data.vocabulary import plural_of
 from geosam.errors import InputError
 from geosam.tasks._probs import CLASS_TEMPLATE, ProbabilityModel
 from geosam.tasks.detection import detect
@@ -25,27 +26,8 @@ _REGIONS = {
 }
 
 
-def plural(noun: str) -> str:
-    """English plural of a class name's last word (names already plural are kept).
-
-    >>> [plural(n) for n in ["ship", "bus", "ferry", "small vehicle", "planes", "bench"]]
-    ['ships', 'buses', 'ferries', 'small vehicles', 'planes', 'benches']
-    """
-    head, _, last = noun.rpartition(" ")
-    low = last.lower()
-    if low.endswith(("ss", "us", "sh", "ch", "x", "z")):
-        last += "es"
-    elif low.endswith("s"):
-        pass  # already plural ("planes", "Aircrafts")
-    elif low.endswith("y") and low[-2:-1] not in ("a", "e", "i", "o", "u", ""):
-        last = last[:-1] + "ies"
-    else:
-        last += "s"
-    return f"{head} {last}" if head else last
-
-
 def _amount(n: int, name: str) -> str:
-    return f"{n} {name if n == 1 else plural(name)}"
+    return f"{n} {name if n == 1 else plural_of(name)}"
 
 
 def _join(items: Sequence[str], word: str = "and") -> str:
@@ -81,10 +63,10 @@ def caption_from_boxes(
     if not found:
         if not missing:
             return "Nothing was looked for in the image."
-        return f"The image contains no {_join([plural(c) for c in missing], 'or')}."
+        return f"The image contains no {_join([plural_of(c) for c in missing], 'or')}."
     parts = [_amount(len(b), c) for c, b in found.items()]
     if missing:
-        parts.append(f"no {_join([plural(c) for c in missing], 'or')}")
+        parts.append(f"no {_join([plural_of(c) for c in missing], 'or')}")
     sentences = [f"The image contains {_join(parts)}."]
     order = [r for row in _REGIONS[grid] for r in row]  # reading order
     for name, b in found.items():
