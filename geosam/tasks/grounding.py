@@ -7,7 +7,7 @@ import numpy as np
 from geosam.errors import PromptError
 from geosam.model.text import normalize_prompts
 from geosam.tasks._probs import ProbabilityModel
-from geosam.tasks.boxes import MIN_SCORE, components
+from geosam.tasks.boxes import MIN_SCORE, components, union_box
 from geosam.tasks.referring import refer
 
 
@@ -23,12 +23,11 @@ def box_from_prob(
     keep = np.flatnonzero(comps.scores >= min_score)
     if keep.size == 0:
         return None
-    boxes = comps.boxes()[keep]
     areas = comps.areas[keep]
     score = float(np.sum(comps.scores[keep] * areas) / areas.sum())
-    return np.array(
-        [boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max(), score]
-    )
+    box = union_box(comps.boxes()[keep])
+    assert box is not None  # keep is not empty
+    return np.append(box, score)
 
 
 def ground(

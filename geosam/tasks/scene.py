@@ -36,6 +36,7 @@ import xarray as xr
 
 from geosam.errors import InputError, PromptError
 from geosam.model.text import normalize_prompts
+from geosam.segment import PROMPT_DIM
 from geosam.tasks._probs import CLASS_TEMPLATE, check_classes, class_prompts
 from geosam.tasks.boxes import MIN_SCORE, NMS_IOU, nested_polygons, polygon_nms
 from geosam.tasks.classification import CLASS_THRESHOLD, MULTI_LABEL_BALANCE
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 #: Label of nodata pixels in a scene label map.
 LABEL_NODATA = 255
-PROMPT_DIM = "prompt"
 
 
 # -- probabilities -------------------------------------------------------------------------------
@@ -614,12 +614,7 @@ def changes_from_scene_prob(
         )
     if not 0.0 <= min_overlap <= 1.0:
         raise InputError(f"min_overlap must lie in [0, 1], got {min_overlap}")
-    if PROMPT_DIM not in prob.dims:
-        prob = (
-            prob.expand_dims(PROMPT_DIM)
-            if PROMPT_DIM in prob.coords
-            else prob.expand_dims({PROMPT_DIM: ["changes"]})
-        )
+    prob = _with_prompt_dim(prob)
     objects = _objects(prob, threshold, progress)
     objects = objects[~(objects["score"] < min_score)].reset_index(drop=True)
     is_before = objects["time"].to_numpy() == prob["time"].values[0]
