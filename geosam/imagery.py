@@ -54,6 +54,11 @@ Stretch: TypeAlias = Literal["auto", "none", "reflectance", "percentile"] | tupl
 
 _RGB = ("red", "green", "blue")
 _MAX_STAT_SAMPLES = 1_000_000
+#: The percentile stretch of integer imagery without a scale (uint16 ...): scenes (``to_rgb8``) and
+#: the images of training and evaluation (:func:`geosam.data.images.read_rgb`) use the same one, so
+#: the network sees such imagery at inference as it was trained.
+STRETCH_PERCENTILES = (2.0, 98.0)
+
 # Float bands without a declared scale count as reflectance only while their 98th percentile stays
 # below this: snow and glint pass 1.0, DN on a 0..255 or 0..10000 scale are far above.
 _MAX_REFLECTANCE = 1.5
@@ -348,7 +353,7 @@ def to_rgb8(
     stretch: Stretch = "auto",
     reflectance_range: tuple[float, float] = (0.0, 0.3),
     gamma: float = 2.2,
-    percentiles: tuple[float, float] = (2.0, 98.0),
+    percentiles: tuple[float, float] = STRETCH_PERCENTILES,
     require_crs: bool = True,
     check_valid: bool | None = None,
 ) -> RGB8:

@@ -183,6 +183,10 @@ def test_panchromatic_is_stretched_and_replicated_independent_of_chunks() -> Non
     np.testing.assert_array_equal(
         image[..., 0], np.round(np.clip((pan - low) / (high - low), 0, 1) * 255)
     )
+    # a training or evaluation image of the same file gets the same pixels as the scene
+    from geosam.data.images import read_rgb
+
+    np.testing.assert_array_equal(read_rgb(PAN), image)
 
 
 def test_panchromatic_stac_item_becomes_grey_rgb(stac_api_url: str) -> None:

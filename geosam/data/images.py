@@ -105,7 +105,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
     Single-band images (panchromatic) are repeated to three bands; a GeoTIFF whose bands declare
     red, green and blue (colour interpretation) gives those, in that order (BGRN imagery included),
     others their first three bands (RGBN keeps RGB); data that is not uint8 (11/16-bit) is stretched
-    between its 0.5 and 99.5 percentiles.
+    between the percentiles of its non-zero pixels that scenes use
+    (:data:`geosam.imagery.STRETCH_PERCENTILES`), so a chip looks as the same pixels do in a scene.
 
     >>> read_rgb("spacenet/sample_geotiff.tif").shape   # doctest: +SKIP
     (900, 900, 3)
@@ -135,7 +136,9 @@ def read_rgb(path: str | Path) -> np.ndarray:
     elif data.shape[-1] >= 4:
         data = data[..., :3]
     if data.dtype != np.uint8:
+        from geosam.imagery import STRETCH_PERCENTILES
+
         valid = data[data > 0] if np.any(data > 0) else data
-        lo, hi = np.percentile(valid, [0.5, 99.5])
-        data = np.clip((data.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255).astype(np.uint8)
+        lo, hi = np.percentile(valid, STRETCH_PERCENTILES)
+        data = np.round(np.clip((data.astype(np.float64) - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
     return np.ascontiguousarray(data)
