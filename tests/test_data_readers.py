@@ -400,6 +400,26 @@ def test_vector_labels_partly_outside_missing_or_undeclared(tmp_path) -> None:
                            class_map={1: "building"})
 
 
+def test_lines_are_widened_in_true_metres_whatever_the_crs() -> None:
+    import shapely
+
+    tif = DATA / "spacenet" / "buildings.tif"  # 0.5 m pixels, EPSG:32616
+    with rasterio.open(tif) as src:
+        crs, (left, bottom, right, top) = src.crs, src.bounds
+    y = (bottom + top) / 2
+    road = gpd.GeoDataFrame(geometry=[shapely.LineString([(left + 20, y), (right - 20, y)])], crs=crs)
+    masks = []
+    for labels in (road, road.to_crs("EPSG:4326"), road.to_crs("EPSG:3857")):
+        table = read_vector_labels(labels, tif, class_name="road", buffer_m=2.0)
+        masks.append(rasterize(table.instances, (400, 400)))
+    rows = masks[0].any(axis=1).sum()
+    assert 7 <= rows <= 9  # 2 m either side of the centre line at 0.5 m per pixel
+    for other in masks[1:]:
+        assert (other != masks[0]).sum() <= 0.01 * masks[0].sum()
+    with pytest.raises(InputError, match="feature 1 is a Point: pass buffer_m"):
+        read_vector_labels(gpd.GeoDataFrame(geometry=[shapely.Point(left + 5, y)], crs=crs), tif, class_name="car")
+
+
 def test_read_rgb_follows_declared_colour_bands(tmp_path) -> None:
     from rasterio.enums import ColorInterp
 

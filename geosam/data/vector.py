@@ -40,8 +40,8 @@ def read_vector_labels(
     fraction in view); labels wholly outside are dropped with a warning, and an error is raised if
     none falls on the raster. Every pixel without a label counts as showing none of the labelled
     classes. Each feature gets ``class_name``, or the label in ``class_column`` (``class_map`` keys
-    may be the column's numbers or strings). Lines and points are buffered by ``buffer_m`` metres
-    (required for them).
+    may be the column's numbers or strings). Lines and points are widened by ``buffer_m`` metres (in
+    their UTM zone, so true metres in any CRS; required for them).
 
     >>> read_vector_labels("spacenet/geotiff_labels.geojson", "spacenet/sample_geotiff.tif",
     ...                    class_name="building")   # doctest: +SKIP
@@ -66,6 +66,8 @@ def read_vector_labels(
                              "or fill them (an unlabelled feature cannot say what it is)")
     if class_map is not None:
         class_map = {_label_text(k): v for k, v in class_map.items()}
+    if buffer_m is not None:
+        gdf = _buffer_thin(gdf, buffer_m)
     gdf = gdf.to_crs(crs)
     inverse = ~transform
     matrix = [inverse.a, inverse.b, inverse.d, inverse.e, inverse.xoff, inverse.yoff]
@@ -82,12 +84,9 @@ def read_vector_labels(
         if canonical is None or geom is None or geom.is_empty:
             continue
         labelled.add(canonical)
-        pix = affine_transform(geom, matrix)
-        if pix.geom_type in ("LineString", "MultiLineString", "Point", "MultiPoint"):
-            if buffer_m is None:
-                raise InputError(f"feature {number} is a {pix.geom_type}: pass buffer_m= to give it a width")
-            pix = pix.buffer(buffer_m / pixel_m)
-        pix = shapely.make_valid(pix)
+        if geom.geom_type in _THIN:
+            raise InputError(f"feature {number} is a {geom.geom_type}: pass buffer_m= to give it a width")
+        pix = shapely.make_valid(affine_transform(geom, matrix))
         if not dropped.keep(pix, width, height, f"feature {number}"):
             continue
         instances.append({"image": str(raster), "class_name": canonical, "label": label,
@@ -120,12 +119,31 @@ def _check_degrees(gdf: gpd.GeoDataFrame) -> None:
                          "file does not declare; set it (gdf.set_crs(..., allow_override=True))")
 
 
+_THIN = ("LineString", "MultiLineString", "Point", "MultiPoint")
+
+
+def _buffer_thin(gdf: gpd.GeoDataFrame, buffer_m: float) -> gpd.GeoDataFrame:
+    """Lines and points widened by ``buffer_m`` metres, in the UTM zone of the labels: true metres
+    whatever the label and raster CRSs (degrees are not the same length east and north)."""
+    thin = gdf.geometry.geom_type.isin(_THIN).to_numpy()
+    if not thin.any():
+        return gdf
+    metric = gdf.estimate_utm_crs()
+    widened = gdf.geometry[thin].to_crs(metric).buffer(buffer_m).to_crs(gdf.crs)
+    out = gdf.copy()
+    out.loc[thin, out.geometry.name] = widened.to_numpy()
+    return out
+
+
 def _pixel_size_m(transform: rasterio.Affine, crs: Any, gdf: gpd.GeoDataFrame) -> float:
-    size = math.sqrt(abs(transform.a * transform.e - transform.b * transform.d))
+    """The ground sample distance in metres: the square root of the pixel's area."""
+    size_x, size_y = math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e)
     if crs.is_geographic:
         lat = float(gdf.geometry.union_all().centroid.y) if len(gdf) else 0.0
-        return size * 111_320.0 * math.cos(math.radians(lat))
-    return size * float(crs.linear_units_factor[1]) if crs.linear_units_factor else size
+        # metres per degree east (shrinking with latitude) and north (WGS84, about constant)
+        return math.sqrt(size_x * 111_320.0 * math.cos(math.radians(lat)) * size_y * 110_574.0)
+    factor = float(crs.linear_units_factor[1]) if crs.linear_units_factor else 1.0
+    return math.sqrt(size_x * size_y) * factor
 
 
 def read_box_csv(
