@@ -8,6 +8,8 @@ oIoU is printed twice: of the mask as predicted, and of the same mask with the p
 inside each labelled box filled out to their own bounding box (``oIoU_filled``). The second uses the
 labels to group pixels, so it is a diagnostic, not a score: it says how much of the oIoU a
 hull-shaped mask loses only because the label of a diagonal ship or aircraft is an axis-aligned box.
+``oIoU_boxed`` needs no labels: the mask replaced by its own predicted boxes (those AP50 scores),
+the answer a box-shaped output would give; merged neighbours make it overfill.
 
 ``--labels`` boxes the rasterized labels instead of the model's masks: the AP50 that mask-to-box
 reaches with a perfect mask (touching labelled objects merge there too); ``--labels separated``
@@ -25,6 +27,7 @@ import argparse
 import json
 
 import numpy as np
+import shapely
 
 import geosam
 from geosam.data.images import read_rgb
@@ -84,7 +87,7 @@ def main() -> None:
     missed_sides: list[float] = []
     predicted: list[dict[str, np.ndarray]] = []
     true: list[dict[str, np.ndarray]] = []
-    overlap = np.zeros((2, 2), dtype=np.int64)  # [as predicted, filled] x [intersection, union]
+    overlap = np.zeros((3, 2), dtype=np.int64)  # [as predicted, filled, boxed] x [intersection, union]
     for image, height, width in images[["image", "height", "width"]].itertuples(index=False):
         geoms = list(table.instances_of(image).geometry)
         truth = np.array([g.bounds for g in geoms]).reshape(-1, 4)
@@ -94,7 +97,8 @@ def main() -> None:
             prob = image_probabilities(model, read_rgb(image), [args.prompt], tile=args.tile or None)[0]
         boxes = mask_to_boxes(prob, 0.5, split=args.split_cores)
         target = rasterize(geoms, (height, width))
-        for row, mask in enumerate((prob >= 0.5, fill_within(prob >= 0.5, truth))):
+        boxed = rasterize([shapely.box(*b[:4]) for b in boxes], (height, width))
+        for row, mask in enumerate((prob >= 0.5, fill_within(prob >= 0.5, truth), boxed)):
             overlap[row] += (mask & target).sum(), (mask | target).sum()
         predicted.append({"object": boxes})
         true.append({"object": truth})
@@ -110,6 +114,7 @@ def main() -> None:
         "median_side_missed_px": round(float(np.median(missed_sides)), 1) if missed_sides else None,
         "oIoU": round(overlap[0, 0] / max(overlap[0, 1], 1), 3),
         "oIoU_filled": round(overlap[1, 0] / max(overlap[1, 1], 1), 3),
+        "oIoU_boxed": round(overlap[2, 0] / max(overlap[2, 1], 1), 3),
         "AP50": round(detection_ap(predicted, true)["AP50"], 3),
         "count_acc": round(counting_accuracy([len(p["object"]) for p in predicted], [len(t["object"]) for t in true]), 3),
     }))
