@@ -1,4 +1,4 @@
-"""The WorkerPlugin behind :func:`geosam.distributed.register_model` (imports ``distributed``)."""
+"""The WorkerPlugin behind :func:`geosam.distributed.send_model_to_workers` (imports ``distributed``)."""
 
 from __future__ import annotations
 

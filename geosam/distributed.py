@@ -7,7 +7,7 @@ scheduler) holds one copy whatever the number of tasks. Text prompts are then en
 process by the predictor's own cache.
 
 A model *object* (say, one you fine-tuned in this session) cannot be rebuilt from a name: the local
-process caches it under a token, and on a ``dask.distributed`` cluster :func:`register_model` sends it
+process caches it under a token, and on a ``dask.distributed`` cluster :func:`send_model_to_workers` sends it
 to every worker once, through a WorkerPlugin (``segment`` does this for you when a distributed Client
 is the current scheduler).
 
@@ -51,7 +51,7 @@ __all__ = [
     "local_compute_options",
     "model_lock",
     "model_ref",
-    "register_model",
+    "send_model_to_workers",
 ]
 
 #: Resource annotation for tasks that run the network on a GPU worker (``dask cuda worker --resources GPU=1``).
@@ -66,7 +66,7 @@ class ModelRef:
 
     ``input_size`` runs a fully convolutional network such as remotesam-lite at another square window
     size (smaller is faster, for tests and previews). ``instance`` is the token of a model object
-    registered with :func:`model_ref` / :func:`register_model`.
+    registered with :func:`model_ref` / :func:`send_model_to_workers`.
 
     >>> ModelRef("remotesam-lite", device="cuda", precision="bf16").load()   # doctest: +SKIP
     """
@@ -93,7 +93,7 @@ class ModelRef:
             raise GeosamError(
                 f"the model object {self.instance!r} is not registered in this process: model objects only "
                 "exist where they were made; on a dask.distributed cluster call "
-                "geosam.distributed.register_model(client, model) (segment does when the Client is the default "
+                "geosam.distributed.send_model_to_workers(client, model) (segment does when the Client is the default "
                 "scheduler), or pass a model name / checkpoint path, which every worker can load itself"
             )
         model = load_model(
@@ -192,11 +192,13 @@ def _install(ref: ModelRef, model: RemoteSAM | None) -> None:
             _locks.setdefault(ref, threading.Lock())
 
 
-def register_model(client: Client, model: RemoteSAM | ModelRef) -> ModelRef:
+def send_model_to_workers(client: Client, model: RemoteSAM | ModelRef) -> ModelRef:
     """Make a model object available on every worker of ``client`` (also those that join later).
 
     Names and paths need no registration: workers load them themselves. Returns the ref to pass as
-    ``segment(..., model=ref)``.
+    ``segment(..., model=ref)``; :func:`geosam.segment` calls it for the default Client.
+
+    >>> ref = send_model_to_workers(client, geosam.load_model(weights="runs/ft/best.safetensors"))  # doctest: +SKIP
     """
     ref = model_ref(model)
     if ref.instance is None:

@@ -29,7 +29,7 @@ from geosam.distributed import (
     current_client,
     get_model,
     model_ref,
-    register_model,
+    send_model_to_workers,
 )
 from geosam.errors import InputError, PromptError
 from geosam.imagery import RGB_DIM, Stretch, to_rgb8
@@ -124,7 +124,7 @@ def segment(
     ref = model_ref(model)
     client = current_client()
     if ref.instance is not None and client is not None:
-        register_model(client, ref)  # the model object goes to each worker once, not into tasks
+        send_model_to_workers(client, ref)  # the model object goes to each worker once, not into tasks
 
     rgb = to_rgb8(obj, bands=bands, stretch=stretch)
     image, valid = rgb.image, rgb.valid
