@@ -8,7 +8,7 @@ Files in ``out``: ``config.json`` (the run's settings), ``log.jsonl`` (steps and
 metrics), ``last.safetensors`` / ``best.safetensors`` (geosam checkpoints, best by validation oIoU),
 ``resume.pt`` (optimizer, schedule, position, random state and the run's settings; plain tensors
 and strings, read with ``weights_only=True``). A folder that holds a run is continued
-(``resume=True``, with the settings of :data:`RESUMABLE_SETTINGS` free to change) or cleared
+(``resume=True``, with the settings of :data:`geosam.train.run_folder.RESUMABLE_SETTINGS` free to change) or cleared
 (``overwrite=True``), never written over.
 
 >>> result = train(TrainConfig(data="triplets", out="runs/lite", epochs=2, batch_size=4))  # doctest: +SKIP
@@ -50,23 +50,16 @@ from geosam.model.registry import create, get_spec, list_models
 from geosam.train.distributed import DistInfo, EpochSampler, barrier, init_distributed
 from geosam.train.loss import LossParts, contact_loss, segmentation_loss
 from geosam.train.metrics import SegmentationMeter
+from geosam.train.run_folder import (
+    RESUME_FILE,
+    check_out,
+    clear_run,
+    load_resume,
+    path_id,
+    resume_changes,
+    save_resume,
+)
 
-RESUME_FILE = "resume.pt"
-#: Files whose presence means that a folder holds a run (``train`` refuses to start over them).
-RUN_MARKERS = (RESUME_FILE, "last.safetensors", "log.jsonl")
-#: Every file a run writes, including half-written ones: what ``overwrite=True`` deletes.
-RUN_FILES = (*RUN_MARKERS, "best.safetensors", "config.json", "resume.tmp", "last.safetensors.tmp",
-             "best.safetensors.tmp")
-#: Settings that may differ when a run is resumed: where and how fast it runs, what it logs and
-#: saves, when it stops, and the weights of the loss terms (a curriculum: the packaged weights' first
-#: stage added the presence term on resume, docs/model-card.md). Any other difference (the data and
-#: its sampling, the architecture and initial weights, batch, optimizer and schedule, validation
-#: set) makes it another run, and is refused. A new TrainConfig field is refused until listed here.
-RESUMABLE_SETTINGS = frozenset({
-    "device", "precision", "threads", "workers", "progress", "log_every", "save_every", "max_steps",
-    "val_every", "val_batch_size", "presence_weight", "dice_weight", "class_weights", "seam_weight",
-    "contact_weight",
-})
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -284,44 +277,16 @@ def _train_mode(net: nn.Module) -> None:
             module.eval()
 
 
-# -- run folders, resuming and checks before any work ---------------------------------------------
-def check_out(out: Path, *, resume: bool, overwrite: bool) -> None:
-    """Check that ``out`` may take this run: a folder holding a run is continued (``resume``) or
-    cleared of the run's files (``overwrite``, :func:`clear_run`), never written over, which would
-    mix two runs' logs and leave the old run's ``best.safetensors`` beside the new one's."""
-    if resume and overwrite:
-        raise InputError(f"resume=True continues the run in {out} and overwrite=True deletes it: pass only one of them")
-    if overwrite:
-        return
-    found = [name for name in RUN_MARKERS if (out / name).exists()]
-    if resume and found and RESUME_FILE not in found:
-        raise InputError(f"{out} holds files of a run ({', '.join(found)}) but no {RESUME_FILE} to continue from: "
-                         f"pass overwrite=True to delete them and start afresh, or choose another out folder")
-    if not resume and found:
-        raise InputError(f"{out} already holds a training run ({', '.join(found)}): pass resume=True to continue it, "
-                         f"overwrite=True to delete its files and start afresh, or choose another out folder")
-
-
-def clear_run(out: Path) -> None:
-    """Delete the files of the run in ``out`` (``overwrite``), and nothing else the folder holds."""
-    for name in RUN_FILES:
-        (out / name).unlink(missing_ok=True)
-
-
-def _path_id(value: str) -> str:
-    """A path as it compares between runs (absolute, links resolved); a name that is no file as is."""
-    return str(Path(value).resolve()) if Path(value).exists() else value
-
-
+# -- checks before any work ----------------------------------------------------------------------
 def run_settings(cfg: TrainConfig, **resolved: Any) -> dict[str, Any]:
     """What identifies a run, as JSON values: ``cfg`` without where it writes and how it starts,
     plus the ``resolved`` values (``world_size``, the precision and device that ``auto`` chose)."""
     settings: dict[str, Any] = json.loads(json.dumps(cfg.to_json()))
     for key in ("out", "resume", "overwrite"):
         settings.pop(key, None)
-    settings["data"] = _path_id(settings["data"])
+    settings["data"] = path_id(settings["data"])
     if settings["init"] is not None:
-        settings["init"] = _path_id(settings["init"])
+        settings["init"] = path_id(settings["init"])
     return {**settings, **resolved}
 
 
@@ -339,27 +304,6 @@ def _saved_settings(state: Mapping[str, Any], out: Path) -> dict[str, Any] | Non
     old = TrainConfig(**{k: v for k, v in config.items() if k in names})
     return run_settings(old, world_size=config.get("world_size", 1), precision=config.get("precision"),
                         device=config.get("device"))
-
-
-def _show(value: Any) -> str:
-    return "(not set)" if value is None else value if isinstance(value, str) else json.dumps(value)
-
-
-def resume_changes(saved: Mapping[str, Any], current: Mapping[str, Any], out: Path) -> dict[str, list[Any]]:
-    """The settings that differ from the run's ``saved`` ones, as ``{name: [old, new]}``; raises
-    :class:`InputError` listing each one not in :data:`RESUMABLE_SETTINGS`."""
-    # A setting that the saved ones lack (one added to geosam since) cannot be compared.
-    changed = {k: [saved[k], v] for k, v in current.items() if k in saved and saved[k] != v}
-    refused = {k: v for k, v in changed.items() if k not in RESUMABLE_SETTINGS}
-    if refused:
-        lines = "".join(f"\n  {k}: {_show(old)} -> {_show(new)}" for k, (old, new) in sorted(refused.items()))
-        further = (f"; to train a finished run further, start a new one from its weights, "
-                   f"init={out / 'last.safetensors'}" if "epochs" in refused else "")
-        raise InputError(f"resume=True would continue the run in {out} with other settings, which makes it another "
-                         f"run:{lines}\nresume with the run's settings ({out / 'config.json'}), or pass "
-                         f"overwrite=True to start afresh, or choose another out folder{further} (docs/training.md, "
-                         f"'Run folders')")
-    return changed
 
 
 def check_sources(data: str, sources: Sequence[str] | None, splits: Sequence[str]) -> None:
@@ -449,22 +393,6 @@ def _trainable_state(net: PromptSegmenter) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items() if not k.startswith(net.external_weights)}
 
 
-def _save_resume(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def _load_resume(path: Path) -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a torn or foreign file: say which
-        raise CheckpointError(f"cannot read the resume state {path}: {err}") from err
-    if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"{path} is not a geosam resume state")
-    return state
-
-
 def _batches(loader: Iterator[dict[str, Any]], accumulate: int) -> Iterator[list[dict[str, Any]]]:
     group: list[dict[str, Any]] = []
     for batch in loader:
@@ -497,7 +425,7 @@ def train(config: TrainConfig) -> TrainResult:
     check_out(out, resume=cfg.resume, overwrite=cfg.overwrite)
     settings = run_settings(cfg, world_size=dinfo.world_size, precision=precision, device=str(device))
     resume_path = out / RESUME_FILE
-    state = _load_resume(resume_path) if cfg.resume and resume_path.is_file() else None
+    state = load_resume(resume_path) if cfg.resume and resume_path.is_file() else None
     saved = _saved_settings(state, out) if state is not None else None
     changed = resume_changes(saved, settings, out) if saved is not None else {}
     out.mkdir(parents=True, exist_ok=True)
@@ -690,7 +618,7 @@ def train(config: TrainConfig) -> TrainResult:
                     t_last, unlogged = now, 0
                 if (cfg.save_every and global_step % cfg.save_every == 0) or stopping:
                     if dinfo.is_main:
-                        _save_resume(resume_path, resume_state(epoch, step_in_epoch))
+                        save_resume(resume_path, resume_state(epoch, step_in_epoch))
                     checkpoint("last.safetensors", epoch=epoch, global_step=global_step)
                 if stopping and global_step < total_steps:
                     completed = False
@@ -718,7 +646,7 @@ def train(config: TrainConfig) -> TrainResult:
             step_in_epoch = 0
             checkpoint("last.safetensors", epoch=epoch, global_step=global_step)
             if dinfo.is_main:
-                _save_resume(resume_path, resume_state(epoch + 1, 0))
+                save_resume(resume_path, resume_state(epoch + 1, 0))
             barrier(dinfo)
     barrier(dinfo)
     return TrainResult(net, out, history, completed, global_step)
