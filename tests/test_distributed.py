@@ -64,6 +64,10 @@ def test_pipeline_on_cluster_equals_local_scheduler(client: Client, tmp_path: Pa
     assert set(cached.values()) <= {0, 1} and sum(cached.values()) >= 1
     trim = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert set(trim.values()) == {None}, trim
+    # and a worker's memory can be handed back between jobs
+    emptied = client.run(lambda: (__import__("geosam.distributed").distributed.clear_model_cache(),
+                                  len(__import__("geosam.distributed").distributed._cache))[1])
+    assert set(emptied.values()) == {0}
 
 
 def test_model_object_sent_once_per_worker(client: Client, fast_model: RemoteSAM) -> None:
