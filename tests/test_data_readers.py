@@ -416,8 +416,13 @@ def test_lines_are_widened_in_true_metres_whatever_the_crs() -> None:
     assert 7 <= rows <= 9  # 2 m either side of the centre line at 0.5 m per pixel
     for other in masks[1:]:
         assert (other != masks[0]).sum() <= 0.01 * masks[0].sum()
-    with pytest.raises(InputError, match="feature 1 is a Point: pass buffer_m"):
+    with pytest.raises(InputError, match=r"feature 1 \(Point\) has lines or points: pass buffer_m"):
         read_vector_labels(gpd.GeoDataFrame(geometry=[shapely.Point(left + 5, y)], crs=crs), tif, class_name="car")
+    # a line inside a GeometryCollection is widened as well, its polygon kept
+    square = shapely.box(left + 10, bottom + 10, left + 30, bottom + 30)
+    mixed = gpd.GeoDataFrame(geometry=[shapely.GeometryCollection([road.geometry[0], square])], crs=crs)
+    table = read_vector_labels(mixed, tif, class_name="road", buffer_m=2.0)
+    assert rasterize(table.instances, (400, 400)).sum() == pytest.approx(masks[0].sum() + 40 * 40, rel=0.02)
 
 
 def test_read_rgb_follows_declared_colour_bands(tmp_path) -> None:

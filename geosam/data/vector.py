@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import rasterio
 import shapely
@@ -84,8 +85,9 @@ def read_vector_labels(
         if canonical is None or geom is None or geom.is_empty:
             continue
         labelled.add(canonical)
-        if geom.geom_type in _THIN:
-            raise InputError(f"feature {number} is a {geom.geom_type}: pass buffer_m= to give it a width")
+        if _is_thin(geom):
+            raise InputError(f"feature {number} ({geom.geom_type}) has lines or points: pass buffer_m= to give "
+                             "them a width")
         pix = shapely.make_valid(affine_transform(geom, matrix))
         if not dropped.keep(pix, width, height, f"feature {number}"):
             continue
@@ -125,14 +127,29 @@ _THIN = ("LineString", "MultiLineString", "Point", "MultiPoint")
 def _buffer_thin(gdf: gpd.GeoDataFrame, buffer_m: float) -> gpd.GeoDataFrame:
     """Lines and points widened by ``buffer_m`` metres, in the UTM zone of the labels: true metres
     whatever the label and raster CRSs (degrees are not the same length east and north)."""
-    thin = gdf.geometry.geom_type.isin(_THIN).to_numpy()
+    thin = np.array([g is not None and _is_thin(g) for g in gdf.geometry])
     if not thin.any():
         return gdf
     metric = gdf.estimate_utm_crs()
-    widened = gdf.geometry[thin].to_crs(metric).buffer(buffer_m).to_crs(gdf.crs)
+    widened = gdf.geometry[thin].to_crs(metric).apply(lambda g: _widen(g, buffer_m)).set_crs(metric)
+    widened = widened.to_crs(gdf.crs)
     out = gdf.copy()
     out.loc[thin, out.geometry.name] = widened.to_numpy()
     return out
+
+
+def _is_thin(geom: shapely.Geometry) -> bool:
+    """Whether ``geom`` is or holds lines or points (which have no area to rasterize)."""
+    if geom.geom_type == "GeometryCollection":
+        return any(_is_thin(g) for g in geom.geoms)
+    return geom.geom_type in _THIN
+
+
+def _widen(geom: shapely.Geometry, distance: float) -> shapely.Geometry:
+    """``geom`` with its lines and points buffered by ``distance`` (polygons kept as they are)."""
+    if geom.geom_type == "GeometryCollection":
+        return shapely.union_all([_widen(g, distance) for g in geom.geoms])
+    return geom.buffer(distance) if geom.geom_type in _THIN else geom
 
 
 def _pixel_size_m(transform: rasterio.Affine, crs: Any, gdf: gpd.GeoDataFrame) -> float:
