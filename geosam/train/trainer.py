@@ -47,7 +47,7 @@ from geosam.model.checkpoint import (
 )
 from geosam.model.predictor import resolve_device, resolve_precision
 from geosam.model.registry import create, get_spec, list_models
-from geosam.train.distributed import DistInfo, EpochSampler, barrier, init_distributed
+from geosam.train.ddp import DistInfo, EpochSampler, barrier, init_distributed
 from geosam.train.loss import LossParts, contact_loss, segmentation_loss
 from geosam.train.metrics import SegmentationMeter
 from geosam.train.run_folder import (
