@@ -15,7 +15,7 @@ include pixels at exactly the threshold (image tasks use 8-connected regions abo
   probability per class over the scene or over each region, and the best class of each region;
 * :func:`detect_changes_scene`: objects that appeared or disappeared between two time steps.
 
-The same functions are methods of the ``.remotesam`` accessor (:class:`SceneTasksMixin`).
+The same functions are methods of the ``.remotesam`` accessor (geosam.accessors).
 
 >>> labels = geosam.tasks.scene.semantic_segment_scene(ds, ["building", "road", "water"])  # doctest: +SKIP
 >>> boxes = ds.remotesam.detect(["ship", "harbor"])                                          # doctest: +SKIP
@@ -700,60 +700,3 @@ def detect_changes_scene(
 
 
 # -- accessor ------------------------------------------------------------------------------------
-
-
-class SceneTasksMixin:
-    """The scene tasks as methods of the ``.remotesam`` accessor (``self._obj`` is the scene)."""
-
-    _obj: Any
-
-    def semantic_segment(self, classes: str | Sequence[str], **kwargs: Any) -> xr.DataArray:
-        """Lazy label map of the scene: see :func:`geosam.tasks.scene.semantic_segment_scene`.
-
-        >>> ds.remotesam.semantic_segment(["building", "road", "water"])  # doctest: +SKIP
-        """
-        return semantic_segment_scene(self._obj, classes, **kwargs)
-
-    def detect(self, classes: str | Sequence[str], **kwargs: Any) -> gpd.GeoDataFrame:
-        """Boxes of each class in the scene's CRS: see :func:`geosam.tasks.scene.detect_scene`.
-
-        >>> ds.remotesam.detect(["ship"], oriented=True)  # doctest: +SKIP
-        """
-        return detect_scene(self._obj, classes, **kwargs)
-
-    def ground(self, expression: str, **kwargs: Any) -> gpd.GeoDataFrame:
-        """Box of what an expression refers to: see :func:`geosam.tasks.scene.ground_scene`.
-
-        >>> ds.remotesam.ground("the pond next to the barn")  # doctest: +SKIP
-        """
-        return ground_scene(self._obj, expression, **kwargs)
-
-    def count(self, classes: str | Sequence[str], **kwargs: Any) -> pd.DataFrame:
-        """Objects per class, per scene or region: see :func:`geosam.tasks.scene.count_scene`.
-
-        >>> ds.remotesam.count(["ship"], regions=harbours)  # doctest: +SKIP
-        """
-        return count_scene(self._obj, classes, **kwargs)
-
-    def class_scores(self, classes: str | Sequence[str], **kwargs: Any) -> pd.DataFrame:
-        """Class scores per scene or region: see :func:`geosam.tasks.scene.class_scores_scene`.
-
-        >>> ds.remotesam.class_scores(["farmland", "forest"])  # doctest: +SKIP
-        """
-        return class_scores_scene(self._obj, classes, **kwargs)
-
-    def classify_regions(
-        self, regions: gpd.GeoDataFrame | gpd.GeoSeries, classes: str | Sequence[str], **kwargs: Any
-    ) -> gpd.GeoDataFrame:
-        """The class of each region: see :func:`geosam.tasks.scene.classify_regions`.
-
-        >>> ds.remotesam.classify_regions(parcels, ["farmland", "forest"])  # doctest: +SKIP
-        """
-        return classify_regions(self._obj, regions, classes, **kwargs)
-
-    def detect_changes(self, prompt: str, **kwargs: Any) -> gpd.GeoDataFrame:
-        """Objects that appeared / disappeared: see :func:`geosam.tasks.scene.detect_changes_scene`.
-
-        >>> ds.remotesam.detect_changes("buildings")  # doctest: +SKIP
-        """
-        return detect_changes_scene(self._obj, prompt, **kwargs)
