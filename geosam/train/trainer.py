@@ -249,7 +249,10 @@ def evaluate_triplets(
     workers: int = 0,
 ) -> dict[str, float]:
     """oIoU, mIoU and empty-mask accuracy of ``net`` on ``dataset`` (no augmentation), overall and
-    per expression kind and source (``size/oIoU``, ``ships_ge/mIoU`` ...)."""
+    per expression kind and source (``size/oIoU``, ``ships_ge/mIoU`` ...): the network alone, in
+    batches of input-size views, as validation during training needs it. What a user gets, with
+    attribute and relation expressions resolved by geometry, is
+    :func:`geosam.evaluation.evaluate_referring` (``geosam evaluate --format triplets``)."""
     device = torch.device(device)
     was_training = net.training
     net.eval()
