@@ -156,7 +156,12 @@ def _merge(chunks: np.ndarray) -> tuple[list[Any], np.ndarray, np.ndarray]:
     return geoms, np.asarray(pixels, dtype=np.int64), np.asarray(sums, dtype=np.float64)
 
 
-def _spatial_dims(result: xr.DataArray) -> tuple[Hashable, Hashable]:
+def spatial_dims(result: xr.DataArray) -> tuple[Hashable, Hashable]:
+    """The ``(y, x)`` dimension names of a georeferenced result (rioxarray's reading of them).
+
+    >>> spatial_dims(xr.DataArray(np.zeros((1, 2, 3)), dims=("time", "y", "x")))
+    ('y', 'x')
+    """
     try:
         return result.rio.y_dim, result.rio.x_dim
     except Exception as err:
@@ -202,7 +207,7 @@ def to_geodataframe(
         raise MissingCRSError(
             "the result has no CRS (spatial_ref coordinate), so polygons could not be georeferenced"
         )
-    ydim, xdim = _spatial_dims(result)
+    ydim, xdim = spatial_dims(result)
     if "band" in result.dims:
         raise InputError(
             f"the input has a 'band' dimension ({result.sizes['band']} bands): to_geodataframe takes "

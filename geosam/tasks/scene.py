@@ -48,6 +48,7 @@ from geosam.tasks.referring import (
     parse_attribute,
     parse_relation,
 )
+from geosam.vectorize import spatial_dims
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -109,13 +110,6 @@ def _with_prompt_dim(prob: xr.DataArray) -> xr.DataArray:
     return prob.expand_dims({PROMPT_DIM: [str(prob.attrs.get("prompt", prob.name or "prompt"))]})
 
 
-def _spatial_dims(probs: xr.DataArray) -> tuple[Hashable, Hashable]:
-    try:
-        return probs.rio.y_dim, probs.rio.x_dim
-    except Exception as err:
-        raise InputError(f"cannot find the spatial dimensions of dims {probs.dims}: {err}") from err
-
-
 # -- semantic segmentation ----------------------------------------------------------------------
 
 
@@ -142,7 +136,7 @@ def labels_from_scene_probs(probs: xr.DataArray, threshold: float = 0.5) -> xr.D
         return out
 
     moved = probs.transpose(
-        *[d for d in probs.dims if d != PROMPT_DIM][:-2], PROMPT_DIM, *_spatial_dims(probs)
+        *[d for d in probs.dims if d != PROMPT_DIM][:-2], PROMPT_DIM, *spatial_dims(probs)
     )
     data = moved.data
     if isinstance(data, dask.array.Array):
@@ -495,7 +489,7 @@ def scores_from_scene_probs(
     if not 0.0 <= balance <= 1.0:
         raise InputError(f"balance must lie in [0, 1], got {balance}")
     names = _class_names(probs)
-    ydim, xdim = _spatial_dims(probs)
+    ydim, xdim = spatial_dims(probs)
     lead = [d for d in probs.dims if d not in (PROMPT_DIM, ydim, xdim)]
     arranged = probs.transpose(*lead, PROMPT_DIM, ydim, xdim)
     if regions is None:
