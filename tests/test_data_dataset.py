@@ -400,7 +400,7 @@ def test_prepare_explains_its_data_root(tmp_path: Path, capsys: pytest.CaptureFi
     assert "has none of the folders of the shared layout (ships_ge/, hrplanes/" in err
     assert f"pass it as --yolo {ships}" in err
     assert main(["prepare", "--out", out]) == 1
-    assert "--coco JSON, --yolo FOLDER or --dota FOLDER" in capsys.readouterr().err
+    assert "--coco JSON, --yolo FOLDER, --dota FOLDER or --vector LABELS RASTER" in capsys.readouterr().err
     assert not Path(out).exists()
     # Its own-labels route: the eval ships, one class, told what is absent, and a DOTA-format folder
     # whose labelled classes are the ones it holds.
@@ -418,6 +418,36 @@ def test_prepare_explains_its_data_root(tmp_path: Path, capsys: pytest.CaptureFi
     assert "--known-absent" in err and ".py:" not in err
     help_text = subprocess_help()
     assert "ships_ge/   YOLO" in help_text and "--coco JSON" in help_text
+
+
+def test_prepare_takes_georeferenced_vectors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--vector LABELS RASTER``: real SpaceNet buildings (in EPSG:4326 here, the raster in UTM)."""
+    import geopandas as gpd
+    import rasterio
+    import shapely
+
+    from geosam.cli import main
+
+    labels = tmp_path / "buildings.geojson"
+    gpd.read_file(DATA / "spacenet" / "buildings.geojson").to_crs("EPSG:4326").to_file(labels)
+    tif = str(DATA / "spacenet" / "buildings.tif")
+    out = tmp_path / "out"
+    base = ["prepare", "--out", str(out), "--vector", str(labels), tif, "--source", "city", "--quiet"]
+    assert main(base) == 1
+    assert "--vector needs exactly one of --class-name CLASS" in capsys.readouterr().err
+    assert main(["prepare", "--out", str(out), "--yolo", str(DATA / "eval" / "ships_ge"), "--buffer", "2"]) == 1
+    assert "--buffer applies to --vector labels" in capsys.readouterr().err
+    lines = tmp_path / "roads.geojson"
+    with rasterio.open(tif) as src:
+        left, bottom, right, top = src.bounds
+        gpd.GeoDataFrame(geometry=[shapely.LineString([(left, bottom), (right, top)])], crs=src.crs).to_file(lines)
+    assert main(["prepare", "--out", str(out), "--vector", str(lines), tif, "--class-name", "road"]) == 1
+    assert "pass --buffer METRES to give them a width" in capsys.readouterr().err
+    assert main([*base, "--class-name", "building", "--known-absent", "ship", "--chip-size", "256"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["classes"]["building"] > 0 and summary["kinds"]["zero"] > 0
+    chips = pd.read_parquet(out / "chips.parquet")
+    assert len(chips) > 1 and (chips["source"] == "city").all()  # the scene was cut into chips
 
 
 def subprocess_help() -> str:

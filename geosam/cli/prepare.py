@@ -1,6 +1,6 @@
 """``geosam prepare``: build the (chip, text, mask) training dataset from labelled data: the
 sources of a shared data folder (``--data-root``), labels of your own (``--coco``, ``--yolo``,
-``--dota``), or both."""
+``--dota``, ``--vector``), or both."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ _CLI_TERMS: tuple[tuple[str, str], ...] = (
     (r"read it with read_(coco|yolo|dota)\('([^']*)'\) and build_dataset", r"pass it as --\1 \2"),
     (r"labels of your own are read with read_coco/read_yolo/read_dota and build_dataset",
      "labels of your own are passed as --coco JSON, --yolo FOLDER or --dota FOLDER"),
+    (r"pass buffer_m= to give them a width", "pass --buffer METRES to give them a width"),
 )
 
 #: The advice of build_dataset's warnings in this command's terms.
@@ -63,6 +64,11 @@ labels of your own (each flag repeatable; together one source, named by --source
   --coco JSON      a COCO annotation file; images beside it (file_name relative to its folder)
   --yolo FOLDER    a YOLO folder: data.yaml, images/ and labels/ (or train/ valid/ ... with them)
   --dota FOLDER    a DOTA folder: images/ and labelTxt/
+  --vector LABELS RASTER
+                   georeferenced labels (GeoJSON, GeoPackage, shapefile ...) over a GeoTIFF, in any
+                   CRS, with --class-name or --class-column (and --buffer for lines and points);
+                   the raster is cut into chips, and its unlabelled pixels count as showing none of
+                   the labelled classes, so the labels must cover the whole raster
   The split of each image comes from its folder names (train, valid or val, test; else train):
   `geosam train` validates on valid. Classes outside geosam's vocabulary are declared in a
   --vocabulary file, a JSON list of classes (docs/training.md, "Classes of your own"):
@@ -76,6 +82,8 @@ examples:
       --known-absent ship plane storage-tank
   geosam prepare --out data/mixed --data-root ../shared/data --sources ships_ge hrplanes \\
       --vocabulary my_classes.json --yolo my_yolo_export --source mine
+  geosam prepare --out data/fields --source fields --vector parcels.gpkg scene.tif \
+      --class-column crop --known-absent ship plane
 """
 
 
@@ -87,7 +95,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="build a (chip, text, mask) training dataset from labelled imagery",
         description=(
             "Read labelled imagery (the sources of a shared data folder, or labels of your own in "
-            "COCO, YOLO or DOTA format), cut large scenes into chips, write referring expressions "
+            "COCO, YOLO or DOTA format, or georeferenced vectors over a GeoTIFF), cut large scenes "
+            "into chips, write referring expressions "
             "(class, absent class, size, position, relation, count) with their masks, and an index "
             "with provenance, licence and split per sample. Deterministic for a given --seed."
         ),
@@ -105,6 +114,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                      help="YOLO folder with data.yaml, images/, labels/ (repeatable)")
     own.add_argument("--dota", action="append", default=[], metavar="FOLDER",
                      help="DOTA folder with images/, labelTxt/ (repeatable)")
+    own.add_argument("--vector", action="append", nargs=2, default=[], metavar=("LABELS", "RASTER"),
+                     help="georeferenced labels over a GeoTIFF (repeatable; chipped)")
+    own.add_argument("--class-name", metavar="CLASS", help="the class of every --vector feature")
+    own.add_argument("--class-column", metavar="COLUMN", help="the --vector labels' column naming each class")
+    own.add_argument("--buffer", type=float, metavar="METRES",
+                     help="width given to --vector lines and points, in metres either side")
     own.add_argument("--source", metavar="NAME", help="source name of these labels (default: own)")
     own.add_argument("--licence", metavar="TEXT",
                      help="their licence, recorded per sample (default: the COCO file's, else none)")
@@ -132,12 +147,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _check_args(args: argparse.Namespace) -> None:
     """Refuse missing, conflicting or unused flags before any file is read."""
-    labels = args.coco or args.yolo or args.dota
+    labels = _has_own_labels(args)
     if args.data_root is None and not labels:
         raise InputError(
             "give --data-root (a folder of the shared sources) and/or labels of your own: "
-            "--coco JSON, --yolo FOLDER or --dota FOLDER (geosam prepare --help shows both)"
+            "--coco JSON, --yolo FOLDER, --dota FOLDER or --vector LABELS RASTER (geosam prepare --help shows both)"
         )
+    vector_flags = {"--class-name": args.class_name, "--class-column": args.class_column, "--buffer": args.buffer}
+    if args.vector and (args.class_name is None) == (args.class_column is None):
+        raise InputError("--vector needs exactly one of --class-name CLASS (one class for all) or --class-column COLUMN")
+    stray = [flag for flag, value in vector_flags.items() if value is not None]
+    if stray and not args.vector:
+        raise InputError(f"{', '.join(stray)} {'apply' if len(stray) > 1 else 'applies'} to --vector labels: add "
+                         "--vector LABELS RASTER")
+    if args.buffer is not None and not args.buffer > 0:
+        raise InputError(f"--buffer must be a positive number of metres, got {args.buffer}")
     if args.sources and args.data_root is None:
         raise InputError("--sources picks sources of --data-root; give --data-root too")
     given = {"--known-absent": args.known_absent, "--chip": args.chip, "--gsd": args.gsd is not None,
@@ -145,7 +169,7 @@ def _check_args(args: argparse.Namespace) -> None:
     unused = [flag for flag, used in given.items() if used]
     if unused and not labels:
         verb = "apply" if len(unused) > 1 else "applies"
-        raise InputError(f"{', '.join(unused)} {verb} to labels of your own: add --coco, --yolo or --dota")
+        raise InputError(f"{', '.join(unused)} {verb} to labels of your own: add --coco, --yolo, --dota or --vector")
     if args.gsd is not None and not args.gsd > 0:
         raise InputError(f"--gsd must be a positive number of metres per pixel, got {args.gsd}")
     if args.source is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.source):
@@ -158,9 +182,13 @@ def _check_args(args: argparse.Namespace) -> None:
             raise InputError(f"--source {args.source} is a source of --data-root; name yours differently")
 
 
+def _has_own_labels(args: argparse.Namespace) -> bool:
+    return bool(args.coco or args.yolo or args.dota or args.vector)
+
+
 def _own_labels(args: argparse.Namespace) -> InstanceTable | None:
-    """The table of the --coco, --yolo and --dota labels, or None without any."""
-    from geosam.data import InstanceTable, read_coco, read_dota, read_yolo
+    """The table of the --coco, --yolo, --dota and --vector labels, or None without any."""
+    from geosam.data import InstanceTable, read_coco, read_dota, read_vector_labels, read_yolo
     from geosam.data._common import guess_split
 
     source, licence = args.source or "own", args.licence
@@ -168,6 +196,9 @@ def _own_labels(args: argparse.Namespace) -> InstanceTable | None:
     tables += [read_yolo(path, source=source, licence=licence or "", gsd=args.gsd) for path in args.yolo]
     tables += [read_dota(path, source=source, licence=licence or "", split=guess_split(path), labelled=None)
                for path in args.dota]
+    tables += [read_vector_labels(labels, raster, class_name=args.class_name, class_column=args.class_column,
+                                  buffer_m=args.buffer, source=source, licence=licence or "")
+               for labels, raster in args.vector]
     return InstanceTable.concat(tables) if tables else None
 
 
@@ -180,9 +211,9 @@ def _build_options(args: argparse.Namespace) -> dict[str, Any]:
         shared_build_options(args.sources) if args.data_root is not None
         else {"chip_sources": [], "heldout_sources": [], "known_absent": {}, "licences": {}}
     )
-    if args.coco or args.yolo or args.dota:
+    if _has_own_labels(args):
         source = args.source or "own"
-        if args.chip:
+        if args.chip or args.vector:
             options["chip_sources"].append(source)
         absent = []
         for name in args.known_absent:
