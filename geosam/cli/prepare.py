@@ -82,7 +82,7 @@ examples:
       --known-absent ship plane storage-tank
   geosam prepare --out data/mixed --data-root ../shared/data --sources ships_ge hrplanes \\
       --vocabulary my_classes.json --yolo my_yolo_export --source mine
-  geosam prepare --out data/fields --source fields --vector parcels.gpkg scene.tif \
+  geosam prepare --out data/fields --source fields --vector parcels.gpkg scene.tif \\
       --class-column crop --known-absent ship plane
 """
 
