@@ -56,9 +56,7 @@ def load_model(
     if weights is not None:
         net = network_with_weights(spec.name, weights)
     elif spec.weights is not None and packaged_weights(spec.weights).is_file():
-        config, state = read_checkpoint(packaged_weights(spec.weights))
-        net = create(spec.name, **config["config"])
-        load_weights(net, state, source=spec.weights)
+        net = network_with_weights(spec.name, packaged_weights(spec.weights))
     elif spec.weights is not None:
         warnings.warn(
             f"{spec.name}: no trained weights are packaged yet; using its pretrained parts with an "
