@@ -14,11 +14,12 @@ the answer a box-shaped output would give; merged neighbours make it overfill.
 ``--labels`` boxes the rasterized labels instead of the model's masks: the AP50 that mask-to-box
 reaches with a perfect mask (touching labelled objects merge there too); ``--labels separated``
 leaves the background seam between touching objects that training masks have
-(geosam.data.rasterize.rasterize_separated). ``--split-cores P`` is geosam.tasks.boxes' split.
+(geosam.data.rasterize.rasterize_separated). ``--split-shape`` and ``--split-cores P`` are geosam.tasks.boxes' splits.
 
     python benchmarks/ap_breakdown.py --data ../shared/data/hrplanes/valid --format coco --prompt airplanes --limit 120
     python benchmarks/ap_breakdown.py --data ../shared/data/ships_ge/valid --format yolo --prompt ships
     python benchmarks/ap_breakdown.py --data ../shared/data/ships_ge/valid --format yolo --labels separated
+    python benchmarks/ap_breakdown.py --data ../shared/data/hrplanes/valid --format coco --labels --split-shape
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ def main() -> None:
     parser.add_argument("--model", default="remotesam-lite")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--tile", type=int, default=1024, help="as geosam evaluate --tile (0 = whole)")
-    parser.add_argument("--split-cores", type=float, help="as geosam evaluate --split-cores")
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument("--split-shape", action="store_true", help="as geosam evaluate --split-shape")
+    split.add_argument("--split-cores", type=float, help="as geosam evaluate --split-cores")
     args = parser.parse_args()
     if (args.prompt is None) == (args.labels is None):
         parser.error("give either --prompt (score the model) or --labels (score the labels)")
@@ -95,7 +98,7 @@ def main() -> None:
             prob = rasterize(geoms, (height, width), separate=args.labels == "separated").astype(np.float32)
         else:
             prob = image_probabilities(model, read_rgb(image), [args.prompt], tile=args.tile or None)[0]
-        boxes = mask_to_boxes(prob, 0.5, split=args.split_cores)
+        boxes = mask_to_boxes(prob, 0.5, split="shape" if args.split_shape else args.split_cores)
         target = rasterize(geoms, (height, width))
         boxed = rasterize([shapely.box(*b[:4]) for b in boxes], (height, width))
         for row, mask in enumerate((prob >= 0.5, fill_within(prob >= 0.5, truth), boxed)):

@@ -49,3 +49,11 @@ run planes-tta --tta --data "$DATA/hrplanes/valid" --format coco --prompt plane=
 # the same aircraft with each 640 x 360 chip stretched whole to the square input (--tile 0), as
 # before elongated images were predicted in square windows (docs/decisions/0004-elongated-images.md)
 run planes-whole --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes --tile 0
+# touching objects split at the necks of their masks before boxing
+# (docs/decisions/0005-splitting-touching-objects.md; oIoU does not change, AP50 and counting do)
+run ships-split-shape --split-shape --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships
+run planes-split-shape --split-shape --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes
+run heldout-dota-split-shape --split-shape --data "$TRIPLETS/heldout-dota.coco.json" --format coco \
+    --prompt vehicle=vehicles --prompt sports-field="sports fields"
+run heldout-isaid-split-shape --split-shape --data "$TRIPLETS/heldout-isaid.coco.json" --format coco \
+    --prompt vehicle=vehicles

@@ -43,7 +43,7 @@ from geosam.errors import InputError
 from geosam.metrics import counting_accuracy, detection_ap, res_scores_from_counts
 from geosam.tasks._probs import prompt_probabilities
 from geosam.tasks._protocol import ProbabilityModel
-from geosam.tasks.boxes import check_split, mask_to_boxes
+from geosam.tasks.boxes import Split, check_split, mask_to_boxes
 from geosam.tiling import MIN_TILE, blend_profile, is_elongated
 
 if TYPE_CHECKING:
@@ -312,7 +312,7 @@ def evaluate(
     categories: Sequence[str] | None = None,
     limit: int | None = None,
     threshold: float = 0.5,
-    split: float | None = None,
+    split: Split = None,
     tile: int | None = DEFAULT_TILE,
     progress: bool = True,
 ) -> EvaluationResult:

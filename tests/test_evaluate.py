@@ -300,6 +300,13 @@ def test_cli_console_script_prints_json_last(tmp_path: Path) -> None:
     assert "evaluate" in proc.stderr  # the progress bar
 
 
+def test_cli_split_ways_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--data", str(SETS["yolo"]), "--format", "yolo", "--split-shape", "--split-cores", "0.9"])
+    assert exit_info.value.code == 2
+    assert "--split-cores: not allowed with argument --split-shape" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -307,7 +314,7 @@ def test_cli_console_script_prints_json_last(tmp_path: Path) -> None:
         (["--prompt", "helicopter=choppers"], "not in the data"),
         (["--limit", "0"], "--limit"),
         (["--threads", "0"], "--threads must be at least 1"),
-        (["--split-cores", "0.3"], "split must lie in [threshold, 1)"),
+        (["--split-cores", "0.3"], "a core probability in [threshold, 1)"),
         (["--threshold", "1.5"], "threshold must be a probability in [0, 1), got 1.5"),
         (["--threshold", "1"], "threshold must be a probability in [0, 1)"),
         (["--tile", "-5"], "tile must be None (every image whole) or an integer >= 16"),

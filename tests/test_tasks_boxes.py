@@ -60,8 +60,39 @@ def test_split_divides_touching_objects_at_their_cores_only() -> None:
     apart = np.zeros((12, 24), dtype=np.float32)
     apart[2:5, 2:5] = apart[2:5, 18:22] = 0.95
     np.testing.assert_array_equal(mask_to_boxes(apart, split=0.9), mask_to_boxes(apart))
-    with pytest.raises(InputError, match="split must lie in"):
+    with pytest.raises(InputError, match="split must be 'shape' or a core probability"):
         mask_to_boxes(prob, split=0.3)
+
+
+def _aircraft(mask: np.ndarray, cy: int, cx: int) -> None:
+    """A plus-shaped aircraft of 41 px span: fuselage and wings 9 px wide."""
+    mask[cy - 20 : cy + 21, cx - 4 : cx + 5] = True
+    mask[cy - 4 : cy + 5, cx - 20 : cx + 21] = True
+
+
+def test_shape_split_parts_objects_at_the_neck_between_them() -> None:
+    # two aircraft whose wing tips overlap: one component, joined by a 9-px-wide neck
+    mask = np.zeros((60, 100), dtype=bool)
+    _aircraft(mask, 30, 25)
+    _aircraft(mask, 30, 62)
+    prob = np.where(mask, 0.8, 0.0).astype(np.float32)
+    assert len(mask_to_boxes(prob)) == 1
+    comps = components(prob, split="shape")
+    assert len(comps) == 2
+    assert comps.areas.sum() == mask.sum()  # every pixel kept, in one of the two
+    left, right = sorted(comps.boxes().tolist())
+    assert left[0] == 5 and right[2] == 83  # the outer wing tips stay with their aircraft
+    assert 42 <= left[2] <= 46 and right[0] == left[2]  # cut within the overlap of the wings
+    # one aircraft alone (four arms, each a local bulge of the distance map) stays one object
+    one = np.zeros((60, 60), dtype=bool)
+    _aircraft(one, 30, 30)
+    assert len(components(one.astype(np.float32), split="shape")) == 1
+    # thin objects (no maximum deep enough) and separate objects are left as they are
+    specks = np.zeros((20, 20), dtype=np.float32)
+    specks[2, 2:9] = specks[10:12, 10:12] = 0.9
+    np.testing.assert_array_equal(mask_to_boxes(specks, split="shape"), mask_to_boxes(specks))
+    with pytest.raises(InputError, match="split must be 'shape' or a core probability"):
+        mask_to_boxes(prob, split="necks")  # type: ignore[arg-type]
 
 
 def test_low_confidence_components_are_dropped() -> None:

@@ -119,7 +119,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--threshold", type=float, default=0.5, help="mask threshold, 0 to below 1 (default 0.5)"
     )
-    p.add_argument(
+    split = p.add_mutually_exclusive_group()
+    split.add_argument(
+        "--split-shape",
+        action="store_true",
+        help="before boxing, split objects that touch at the necks of their mask (parked aircraft "
+        "with overlapping wings; default: the paper's connected components; geosam.tasks.boxes)",
+    )
+    split.add_argument(
         "--split-cores",
         type=float,
         metavar="P",
@@ -196,6 +203,7 @@ def _check_args(args: argparse.Namespace) -> None:
                 ("--classes", args.classes),
                 ("--tile", args.tile is not None),
                 ("--split-cores", args.split_cores is not None),
+                ("--split-shape", args.split_shape),
             )
             if given
         ]
@@ -255,7 +263,7 @@ def _run(args: argparse.Namespace) -> int:
         negatives=args.negative,
         limit=args.limit,
         threshold=args.threshold,
-        split=args.split_cores,
+        split="shape" if args.split_shape else args.split_cores,
         tile=DEFAULT_TILE if args.tile is None else (args.tile or None),
         progress=True,
     )

@@ -5,12 +5,20 @@ becomes one box whose confidence is the mean probability inside it. Components u
 floor are dropped, then boxes lying inside another box, then overlapping boxes by non-maximum
 suppression. Everything here is numpy, scipy.ndimage and shapely.
 
-One optional step goes beyond the paper: a semantic mask paints a row of parked aircraft or moored
-boats as one blob, and one box for ten objects is ten misses. With ``split=P``, a component holding
-several confident cores (probability above ``P``) is divided between them (each pixel to its
-nearest core), so objects that the network separates only by a dip of confidence become separate
-boxes. It helps rows of small objects and hurts large irregular ones (a harbour breaks into
-pieces), so it is off by default; 0.9 is the value measured in docs/model-card.md.
+Two optional steps go beyond the paper: a semantic mask paints a row of parked aircraft or moored
+boats as one blob, and one box for ten objects is ten misses. ``split`` divides such a component:
+
+* ``split="shape"``: at its necks. The distance of each mask pixel to the background is smoothed
+  (:data:`NECK_SMOOTH`) and every maximum that stands at least :data:`NECK_DEPTH` pixels above the
+  saddle to its neighbour seeds one object, grown down the distance map (a watershed). Two aircraft
+  whose wings overlap, or two hulls touching at their bows, come apart; two boxes side by side with
+  no neck between them do not. It needs nothing from the network but the mask.
+* ``split=P`` (a probability): at its cores, where the network shows a dip of confidence between
+  objects: a component holding several cores (probability above ``P``) is divided between them, each
+  pixel to its nearest core. It helps rows of small objects and breaks large irregular ones (a
+  harbour falls into pieces).
+
+Both are off by default; docs/model-card.md has what each does to AP50 and counting.
 
 Box layouts (pixel coordinates, origin at the top-left corner of the top-left pixel):
 
@@ -25,10 +33,13 @@ Box layouts (pixel coordinates, origin at the top-left corner of the top-left pi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import shapely
 from scipy import ndimage
+from skimage.morphology import h_maxima
+from skimage.segmentation import watershed
 
 from geosam.errors import InputError
 
@@ -39,6 +50,17 @@ EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 MIN_SCORE = 0.01
 #: Non-maximum suppression overlap (the official value).
 NMS_IOU = 0.5
+
+#: ``split="shape"``: how many pixels narrower than both objects a neck must be to part them (the
+#: dynamic of the distance map's maxima). Smaller depths split the stride-4 steps of the network's
+#: mask outline; chosen on ships_ge/valid and hrplanes/valid (docs/model-card.md).
+NECK_DEPTH = 3.0
+#: ``split="shape"``: the Gaussian (sigma, pixels) that smooths the distance map first.
+NECK_SMOOTH = 2.0
+
+#: How touching objects are told apart: None (connected components), ``"shape"`` (at the mask's
+#: necks) or a probability ``P`` (at the network's cores above ``P``); see the module docstring.
+Split = float | Literal["shape"] | None
 
 
 @dataclass(frozen=True)
@@ -88,23 +110,30 @@ def check_probability_map(prob: np.ndarray, name: str = "prob") -> np.ndarray:
     return prob
 
 
-def components(prob: np.ndarray, threshold: float = 0.5, *, split: float | None = None) -> Components:
+def components(prob: np.ndarray, threshold: float = 0.5, *, split: Split = None) -> Components:
     """8-connected components of ``prob > threshold`` with their areas and mean probabilities.
 
-    With ``split``, a component with several cores (8-connected regions of ``prob > split``) is
-    divided between them, each pixel going to its nearest core.
+    ``split`` divides components that hold several objects: ``"shape"`` at their necks, a
+    probability ``P`` between their cores above ``P`` (see the module docstring).
 
     >>> c = components(np.array([[0.9, 0, 0], [0, 0, 0.7]]))
     >>> c.boxes().tolist()
     [[0.0, 0.0, 1.0, 1.0, 0.9], [2.0, 1.0, 3.0, 2.0, 0.7]]
     >>> len(components(np.array([[0.95, 0.6, 0.95]]), split=0.9))
     2
+    >>> yy, xx = np.mgrid[:41, :71]  # a dumbbell: two discs joined by a thin bar
+    >>> bell = (np.hypot(yy - 20, xx - 15) < 14) | (np.hypot(yy - 20, xx - 55) < 14)
+    >>> bell |= (abs(yy - 20) <= 2) & (xx > 15) & (xx < 55)
+    >>> len(components(bell.astype(float))), len(components(bell.astype(float), split="shape"))
+    (1, 2)
     """
     prob = check_probability_map(prob)
     check_split(split, threshold)
     labels, n = ndimage.label(prob > threshold, structure=EIGHT_CONNECTED)
-    if split is not None and n:
-        labels, n = _split_at_cores(prob, labels, n, split)
+    if split == "shape" and n:
+        labels, n = _split_at_necks(labels, n)
+    elif split is not None and n:
+        labels, n = _split_at_cores(prob, labels, n, float(split))
     labels = labels.astype(np.int32, copy=False)
     if n == 0:
         empty = np.zeros(0, dtype=np.float64)
@@ -116,19 +145,34 @@ def components(prob: np.ndarray, threshold: float = 0.5, *, split: float | None 
     return Components(labels, slices, areas, scores)
 
 
-def check_split(split: float | None, threshold: float) -> None:
-    """Refuse a core probability that is not in ``[threshold, 1)``."""
-    if split is not None and not threshold <= split < 1:
-        raise InputError(f"split must lie in [threshold, 1), got {split} for threshold {threshold}")
+def check_split(split: Split, threshold: float) -> None:
+    """Refuse a split that is neither ``"shape"`` nor a core probability in ``[threshold, 1)``."""
+    if split is None or split == "shape":
+        return
+    if isinstance(split, str) or not isinstance(split, int | float) or not threshold <= split < 1:
+        raise InputError(
+            f"split must be 'shape' or a core probability in [threshold, 1), got {split!r} for threshold {threshold}"
+        )
+
+
+def _crowded(labels: np.ndarray, seeds: np.ndarray, n: int, n_seeds: int) -> np.ndarray:
+    """The components (of ``n`` in ``labels``) that hold two or more of the ``n_seeds`` seed regions."""
+    if n_seeds < 2:
+        return np.zeros(0, dtype=np.int64)
+    home = np.asarray(ndimage.maximum(labels, seeds, np.arange(1, n_seeds + 1)), dtype=np.int64)
+    return np.flatnonzero(np.bincount(home, minlength=n + 1) > 1)
+
+
+def _renumber(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """``labels`` with its values made consecutive (0 stays background)."""
+    used, inverse = np.unique(labels, return_inverse=True)
+    relabelled = inverse.reshape(labels.shape).astype(np.int32) + int(used[0] != 0)
+    return relabelled, int(np.count_nonzero(used))
 
 
 def _split_at_cores(prob: np.ndarray, labels: np.ndarray, n: int, split: float) -> tuple[np.ndarray, int]:
-    cores, n_cores = ndimage.label(prob > split, structure=EIGHT_CONNECTED)
-    if n_cores < 2:
-        return labels, n
-    index = np.arange(1, n_cores + 1)
-    home = np.asarray(ndimage.maximum(labels, cores, index), dtype=np.int64)  # split >= threshold
-    crowded = np.flatnonzero(np.bincount(home, minlength=n + 1) > 1)
+    cores, n_cores = ndimage.label(prob > split, structure=EIGHT_CONNECTED)  # split >= threshold
+    crowded = _crowded(labels, cores, n, n_cores)
     if not len(crowded):
         return labels, n
     labels = labels.copy()
@@ -141,9 +185,21 @@ def _split_at_cores(prob: np.ndarray, labels: np.ndarray, n: int, split: float) 
         _, (rows, cols) = ndimage.distance_transform_edt(local == 0, return_indices=True)
         nearest = local[rows, cols]
         labels[sl][inside] = nearest[inside] + n
-    used, inverse = np.unique(labels, return_inverse=True)  # renumber 1..m
-    relabelled = inverse.reshape(labels.shape).astype(np.int32) + int(used[0] != 0)
-    return relabelled, int(np.count_nonzero(used))
+    return _renumber(labels)
+
+
+def _split_at_necks(labels: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    mask = labels > 0
+    distance = ndimage.gaussian_filter(ndimage.distance_transform_edt(mask), NECK_SMOOTH)
+    # A component too thin for any maximum of NECK_DEPTH has no peak: it is not crowded, so it stays whole.
+    peaks, n_peaks = ndimage.label(h_maxima(distance, NECK_DEPTH).astype(bool) & mask, structure=EIGHT_CONNECTED)
+    crowded = _crowded(labels, peaks, n, n_peaks)
+    if not len(crowded):
+        return labels, n
+    region = np.isin(labels, crowded)
+    parts = watershed(-distance, np.where(region, peaks, 0), mask=region, connectivity=2)
+    labels = np.where(region, parts + n, labels)
+    return _renumber(labels)
 
 
 def mask_to_boxes(
@@ -154,10 +210,10 @@ def mask_to_boxes(
     min_score: float = MIN_SCORE,
     remove_nested: bool = True,
     nms_iou: float | None = NMS_IOU,
-    split: float | None = None,
+    split: Split = None,
 ) -> np.ndarray:
-    """Boxes of the objects in a probability map, best first (the paper's M2B; ``split=P`` also
-    divides components at their cores above ``P``: see the module docstring).
+    """Boxes of the objects in a probability map, best first (the paper's M2B; ``split`` also
+    divides components that hold several objects: see the module docstring).
 
     Returns ``N x 5`` ``[x1, y1, x2, y2, score]``, or with ``oriented=True`` ``N x 6``
     ``[cx, cy, w, h, angle_deg, score]`` (see the module docstring for the conventions).

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from geosam.tasks._probs import CLASS_TEMPLATE, ProbabilityModel
+from geosam.tasks.boxes import Split
 from geosam.tasks.detection import detect
 
 
@@ -22,10 +23,11 @@ def count(
     *,
     threshold: float = 0.5,
     template: str = CLASS_TEMPLATE,
-    split: float | None = None,
+    split: Split = None,
 ) -> dict[str, int]:
     """Number of objects of each class: the boxes :func:`~geosam.tasks.detection.detect` finds
-    (``split=0.9`` counts touching objects apart where the network shows their cores).
+    (``split="shape"`` counts touching objects apart at the necks of their mask, ``split=0.9`` where
+    the network shows their cores).
 
     >>> count(model, image, ["ship", "plane"])  # doctest: +SKIP
     {'ship': 12, 'plane': 0}

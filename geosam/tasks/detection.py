@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from geosam.tasks._probs import CLASS_TEMPLATE, ProbabilityModel, class_probabilities
-from geosam.tasks.boxes import mask_to_boxes
+from geosam.tasks.boxes import Split, mask_to_boxes
 
 
 def boxes_from_probs(
@@ -16,7 +16,7 @@ def boxes_from_probs(
     *,
     oriented: bool = False,
     threshold: float = 0.5,
-    split: float | None = None,
+    split: Split = None,
 ) -> dict[str, np.ndarray]:
     """Boxes of each class from its own probability map (classes may overlap, as in the paper)."""
     return {
@@ -33,16 +33,16 @@ def detect(
     *,
     threshold: float = 0.5,
     template: str = CLASS_TEMPLATE,
-    split: float | None = None,
+    split: Split = None,
 ) -> dict[str, np.ndarray]:
     """Boxes of every class, best first: ``{class: N x 5 [x1, y1, x2, y2, score]}``.
 
     With ``oriented=True`` the boxes are minimum-area rectangles ``N x 6
     [cx, cy, w, h, angle_deg, score]`` (angle in [0, 90), counter-clockwise on screen;
     :func:`geosam.tasks.boxes.oriented_corners` gives their 4 corners). Pixel coordinates, exclusive
-    ends; a class with no object maps to an empty ``0 x 5`` (``0 x 6``) array. ``split=0.9``
-    separates touching objects (rows of parked aircraft) at their confident cores
-    (:func:`geosam.tasks.boxes.mask_to_boxes`).
+    ends; a class with no object maps to an empty ``0 x 5`` (``0 x 6``) array. ``split``
+    separates touching objects (rows of parked aircraft): ``"shape"`` at the necks of their mask,
+    ``0.9`` at their confident cores (:func:`geosam.tasks.boxes.mask_to_boxes`).
 
     >>> boxes = detect(model, image, ["plane", "vehicle"])     # doctest: +SKIP
     >>> boxes["plane"][:, 4]                                   # scores  # doctest: +SKIP

@@ -14,6 +14,7 @@ import numpy as np
 from geosam.tasks._protocol import ProbabilityModel
 
 if TYPE_CHECKING:
+    from geosam.tasks.boxes import Split
     from geosam.tasks.change import Changes
     from geosam.tasks.region import Region
 
@@ -48,10 +49,10 @@ class TaskMixin:
         *,
         threshold: float = 0.5,
         template: str = _TEMPLATE,
-        split: float | None = None,
+        split: Split = None,
     ) -> dict[str, np.ndarray]:
         """``{class: N x 5 [x1, y1, x2, y2, score]}`` (oriented: ``N x 6 [cx, cy, w, h, angle,
-        score]``) (:func:`geosam.tasks.detect`; ``split=0.9`` separates touching objects).
+        score]``) (:func:`geosam.tasks.detect`; ``split="shape"`` or ``0.9`` separates touching objects).
 
         >>> model.detect(image, ["plane"])["plane"].shape  # doctest: +SKIP
         (7, 5)
@@ -118,7 +119,7 @@ class TaskMixin:
         *,
         threshold: float = 0.5,
         template: str = _TEMPLATE,
-        split: float | None = None,
+        split: Split = None,
     ) -> dict[str, int]:
         """``{class: number of objects}`` (:func:`geosam.tasks.count`).
 
