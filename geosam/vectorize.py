@@ -156,6 +156,40 @@ def _merge(chunks: np.ndarray) -> tuple[list[Any], np.ndarray, np.ndarray]:
     return geoms, np.asarray(pixels, dtype=np.int64), np.asarray(sums, dtype=np.float64)
 
 
+def _split_at_necks(
+    geoms: list[Any], pixels: np.ndarray, sums: np.ndarray
+) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """Regions (pixel-space polygons) divided at their necks; each part keeps its region's mean."""
+    import rasterio.features
+    from affine import Affine
+
+    from geosam.tasks.boxes import split_at_necks
+
+    out_geoms: list[Any] = []
+    out_pixels: list[int] = []
+    out_sums: list[float] = []
+    for geom, n, total in zip(geoms, pixels, sums, strict=True):
+        x0, y0, x1, y1 = (round(v) for v in geom.bounds)  # whole pixels: the polygons follow pixel edges
+        at = Affine.translation(x0, y0)
+        mask = rasterio.features.rasterize([geom], out_shape=(y1 - y0, x1 - x0), transform=at, dtype="uint8")
+        labels, k = split_at_necks(mask.astype(bool))
+        if k < 2:
+            out_geoms.append(geom)
+            out_pixels.append(int(n))
+            out_sums.append(float(total))
+            continue
+        counts = np.bincount(labels.ravel(), minlength=k + 1)
+        pieces: dict[int, list[Any]] = {}
+        # a part grown by the 8-connected watershed may touch itself at a corner only
+        for piece, value in rasterio.features.shapes(labels, mask=labels > 0, connectivity=8, transform=at):
+            pieces.setdefault(int(value), []).append(shapely.geometry.shape(piece))
+        for value, parts in sorted(pieces.items()):
+            out_geoms.append(shapely.union_all(parts))
+            out_pixels.append(int(counts[value]))
+            out_sums.append(float(total) / float(n) * int(counts[value]))
+    return out_geoms, np.asarray(out_pixels, dtype=np.int64), np.asarray(out_sums, dtype=np.float64)
+
+
 def spatial_dims(result: xr.DataArray) -> tuple[Hashable, Hashable]:
     """The ``(y, x)`` dimension names of a georeferenced result (rioxarray's reading of them).
 
@@ -176,6 +210,7 @@ def to_geodataframe(
     threshold: float = 0.5,
     geometry: Geometry = "polygon",
     min_pixels: int = 1,
+    split: Literal["shape"] | None = None,
     progress: bool = False,
 ) -> Any:
     """Objects of a :func:`geosam.segment` result as a GeoDataFrame in the scene's CRS.
@@ -185,9 +220,12 @@ def to_geodataframe(
     time dimension), ``score`` (mean probability over the region; NaN for a mask, which has none),
     ``pixels``, ``area`` (in CRS units squared) and ``geometry``. ``geometry`` is ``"polygon"``, ``"box"``
     (axis-aligned bounding box) or ``"oriented_box"`` (minimum rotated rectangle). Regions smaller than
-    ``min_pixels`` are dropped. Nodata never becomes an object.
+    ``min_pixels`` are dropped. Nodata never becomes an object. ``split="shape"`` then divides
+    each region at its necks, as :func:`geosam.tasks.boxes.components` does on images (touching
+    aircraft come apart); each part keeps the score of its whole region.
 
-    Computed chunk by chunk; regions crossing chunk borders are merged into one polygon.
+    Computed chunk by chunk; regions crossing chunk borders are merged into one polygon (and only
+    then split, so a split never depends on the chunks).
 
     >>> gdf = to_geodataframe(geosam.segment(ds, "ships"), geometry="oriented_box")  # doctest: +SKIP
     >>> gdf.to_parquet("ships.parquet")   # GeoParquet; geopandas.read_parquet keeps the CRS  # doctest: +SKIP
@@ -202,6 +240,8 @@ def to_geodataframe(
         raise InputError(f"geometry must be 'polygon', 'box' or 'oriented_box', got {geometry!r}")
     if not 0.0 <= threshold <= 1.0:
         raise InputError(f"threshold must be between 0 and 1, got {threshold}")
+    if split not in (None, "shape"):
+        raise InputError(f"split must be None or 'shape' for a scene, got {split!r}")
     crs = result.rio.crs
     if crs is None:
         raise MissingCRSError(
@@ -246,6 +286,8 @@ def to_geodataframe(
     pixel_geoms: list[Any] = []
     for lead in np.ndindex(*blocks.shape[:-2]):
         geoms, pixels, sums = _merge(shapes[lead])
+        if split == "shape":
+            geoms, pixels, sums = _split_at_necks(geoms, pixels, sums)
         keep = pixels >= min_pixels
         n = int(keep.sum())
         labels = {

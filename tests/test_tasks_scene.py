@@ -17,6 +17,7 @@ from geosam.errors import InputError
 from geosam.model import RemoteSAM
 from geosam.segment import segment
 from geosam.tasks import scene
+from geosam.tasks.boxes import mask_to_boxes
 
 RES = 0.5
 X0, Y0 = 500_000.0, 4_000_000.0  # top-left corner, EPSG:32616
@@ -86,6 +87,27 @@ def test_detections_cross_chunk_borders_once(probs: xr.DataArray) -> None:
     )  # inner one nested
     oriented = scene.detections_from_scene_probs(probs, threshold=0.5, oriented=True)
     assert oriented.geometry.iloc[0].area == pytest.approx(100 * RES * RES)
+
+
+def test_split_at_necks_agrees_with_images_across_chunk_borders() -> None:
+    # two aircraft whose wing tips overlap, one region spread over several 16-px chunks
+    mask = np.zeros((64, 100), dtype=bool)
+    for cx in (25, 62):
+        mask[10:51, cx - 4 : cx + 5] = True
+        mask[26:35, cx - 20 : cx + 21] = True
+    prob = np.where(mask, 0.8, 0.0)
+    plane = _raster(prob[None], ("prompt", "y", "x"), prompt=["plane in the image"])
+    plane = plane.assign_coords({"class": ("prompt", np.array(["plane"], dtype=object))})
+    assert len(scene.detections_from_scene_probs(plane)) == 1
+    gdf = scene.detections_from_scene_probs(plane, split="shape")
+    image_boxes = mask_to_boxes(prob.astype(np.float32), split="shape")
+    assert len(gdf) == len(image_boxes) == 2
+    expected = sorted(_box(*(int(v) for v in b[:4])).bounds for b in image_boxes)
+    assert sorted(g.bounds for g in gdf.geometry) == expected  # the same cut as on the image
+    assert gdf["pixels"].sum() == mask.sum() and gdf["score"].tolist() == pytest.approx([0.8, 0.8])
+    assert scene.counts_from_scene_probs(plane, split="shape").to_dict("records") == [{"plane": 2}]
+    with pytest.raises(InputError, match=r"split must be None or 'shape' for a scene, got 0\.9"):
+        scene.detections_from_scene_probs(plane, split=0.9)  # type: ignore[arg-type]
 
 
 def test_counts_and_scores_per_scene_and_region(probs: xr.DataArray) -> None:
@@ -275,7 +297,7 @@ def test_unknown_keywords_name_the_task_options(
     fast_model: RemoteSAM, two_dates: xr.DataArray
 ) -> None:
     # they used to fail inside segment() with "segment() got an unexpected keyword argument"
-    with pytest.raises(TypeError, match=r"'split'.*geosam\.segment \(model, threshold, tile"):
-        two_dates.remotesam.detect(["pond"], model=fast_model, split=0.9)
+    with pytest.raises(TypeError, match=r"'nms'.*geosam\.segment \(model, threshold, tile"):
+        two_dates.remotesam.detect(["pond"], model=fast_model, nms=0.3)
     with pytest.raises(TypeError, match="'device'"):
         two_dates.remotesam.ground("the pond", model=fast_model, device="cpu")

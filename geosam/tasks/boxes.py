@@ -188,6 +188,19 @@ def _split_at_cores(prob: np.ndarray, labels: np.ndarray, n: int, split: float) 
     return _renumber(labels)
 
 
+def split_at_necks(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The objects of a boolean mask, touching ones divided at their necks (``split="shape"``):
+    an ``H x W`` int32 label image (0 = background) and the number of objects.
+
+    >>> labels, n = split_at_necks(np.ones((5, 5), dtype=bool))
+    >>> n, labels.max()
+    (1, 1)
+    """
+    labels, n = ndimage.label(np.asarray(mask, dtype=bool), structure=EIGHT_CONNECTED)
+    labels, n = _split_at_necks(labels, n) if n else (labels, n)
+    return labels.astype(np.int32, copy=False), n
+
+
 def _split_at_necks(labels: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     mask = labels > 0
     distance = ndimage.gaussian_filter(ndimage.distance_transform_edt(mask), NECK_SMOOTH)

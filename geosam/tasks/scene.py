@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import dask
 import numpy as np
@@ -187,7 +187,9 @@ def semantic_segment_scene(
 # -- objects -------------------------------------------------------------------------------------
 
 
-def _objects(probs: xr.DataArray, threshold: float, progress: bool) -> gpd.GeoDataFrame:
+def _objects(
+    probs: xr.DataArray, threshold: float, progress: bool, split: Literal["shape"] | None = None
+) -> gpd.GeoDataFrame:
     """Seam-merged object polygons of every class and time step, with a ``class`` column."""
     from geosam.vectorize import to_geodataframe
 
@@ -199,7 +201,7 @@ def _objects(probs: xr.DataArray, threshold: float, progress: bool) -> gpd.GeoDa
     plain = probs.drop_vars("class", errors="ignore")
     if not isinstance(plain.data, dask.array.Array):  # the vectorizer works chunk by chunk
         plain = plain.chunk({d: 1 for d in plain.dims[:-2]})
-    gdf = to_geodataframe(plain, threshold=threshold, geometry="polygon", progress=progress)
+    gdf = to_geodataframe(plain, threshold=threshold, geometry="polygon", split=split, progress=progress)
     gdf.insert(0, "class", gdf["prompt"].map(by_prompt))
     if "time" in gdf.columns and np.issubdtype(probs["time"].dtype, np.datetime64):
         gdf["time"] = pd.to_datetime(gdf["time"])  # the vectorizer gives datetimes as integers
@@ -238,10 +240,11 @@ def detections_from_scene_probs(
     oriented: bool = False,
     min_score: float = MIN_SCORE,
     nms_iou: float | None = NMS_IOU,
+    split: Literal["shape"] | None = None,
     progress: bool = False,
 ) -> gpd.GeoDataFrame:
     """:func:`detect_scene` on class probabilities already computed (``prompt`` dim)."""
-    objects = _objects(probs, threshold, progress)
+    objects = _objects(probs, threshold, progress, split)
     return _filter_objects(objects, oriented=oriented, min_score=min_score, nms_iou=nms_iou)
 
 
@@ -252,6 +255,7 @@ def detect_scene(
     oriented: bool = False,
     threshold: float = 0.5,
     template: str = CLASS_TEMPLATE,
+    split: Literal["shape"] | None = None,
     progress: bool = False,
     **segment_kwargs: Any,
 ) -> gpd.GeoDataFrame:
@@ -261,14 +265,15 @@ def detect_scene(
     object), ``pixels``, ``area`` (of the object, CRS units squared) and ``geometry``: the object's
     bounding box (``oriented=True``: its minimum rotated rectangle). Objects whose score is under
     0.01 are dropped, then boxes inside other boxes, then overlapping boxes (NMS at IoU 0.5), per
-    class and time step. Rows are best first within each group.
+    class and time step. Rows are best first within each group. ``split="shape"`` divides touching
+    objects at the necks of their mask first (docs/decisions/0005-splitting-touching-objects.md).
 
     >>> gdf = detect_scene(ds, ["ship", "harbor"])            # doctest: +SKIP
     >>> gdf.to_parquet("ships.parquet")                        # GeoParquet with the CRS  # doctest: +SKIP
     """
     probs = class_probabilities_scene(obj, classes, template=template, **segment_kwargs)
     return detections_from_scene_probs(
-        probs, threshold=threshold, oriented=oriented, progress=progress
+        probs, threshold=threshold, oriented=oriented, split=split, progress=progress
     )
 
 
@@ -404,10 +409,11 @@ def count_scene(
     regions: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
     threshold: float = 0.5,
     template: str = CLASS_TEMPLATE,
+    split: Literal["shape"] | None = None,
     progress: bool = False,
     **segment_kwargs: Any,
 ) -> pd.DataFrame:
-    """Number of objects of each class (the boxes :func:`detect_scene` keeps).
+    """Number of objects of each class (the boxes :func:`detect_scene` keeps, ``split`` as there).
 
     A DataFrame with one column per class and one row for the scene (or per time step); with
     ``regions`` (polygons in any CRS), one row per region (and time step), an object counting for
@@ -416,7 +422,9 @@ def count_scene(
     >>> count_scene(ds, ["ship"], regions=harbours)  # doctest: +SKIP
     """
     probs = class_probabilities_scene(obj, classes, template=template, **segment_kwargs)
-    return counts_from_scene_probs(probs, regions=regions, threshold=threshold, progress=progress)
+    return counts_from_scene_probs(
+        probs, regions=regions, threshold=threshold, split=split, progress=progress
+    )
 
 
 def counts_from_scene_probs(
@@ -424,13 +432,14 @@ def counts_from_scene_probs(
     *,
     regions: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
     threshold: float = 0.5,
+    split: Literal["shape"] | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """:func:`count_scene` on class probabilities already computed (``prompt`` dim)."""
     import geopandas as gpd
 
     names = _class_names(probs)
-    objects = _objects(probs, threshold, progress)
+    objects = _objects(probs, threshold, progress, split)
     points = objects.geometry.representative_point()
     kept = _filter_objects(
         objects.assign(_point=points), oriented=False, min_score=MIN_SCORE, nms_iou=NMS_IOU
