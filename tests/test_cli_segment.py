@@ -104,6 +104,7 @@ RASTER = str(naip_paths()[-1])
         (["--collection", "naip", "--datetime", "2020"], "--collection, --datetime only apply"),
         (["--threshold", "7", "--vectors", "v.parquet"], "--threshold must be a probability"),
         (["--threshold", "nan"], "--threshold must be a probability"),
+        (["--split-shape"], "--split-shape divides the objects written to --vectors"),
         (["--input-size", "7"], "input_size must be a multiple of 32 of at least 64, got 7"),
         (["--input-size", "32"], "input_size must be a multiple of 32"),
         (["--device", "gpu"], "unknown device 'gpu'"),
@@ -146,10 +147,14 @@ def test_segment_makes_the_folders_of_its_outputs(
     out, vectors, png = (tmp_path / name / f"r.{ext}" for name, ext in
                          (("a/b", "zarr"), ("c", "parquet"), ("d/e", "png")))  # fmt: skip
     code = main(["segment", "--raster", RASTER, "--prompt", "ponds", "--chunks", "512", *FAST,
-                 "--out", str(out), "--vectors", str(vectors), "--quicklook", str(png)])  # fmt: skip
+                 "--out", str(out), "--vectors", str(vectors), "--quicklook", str(png),
+                 "--split-shape"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert geosam.open_result(out).rio.crs is not None
-    assert gpd.read_parquet(vectors).crs == geosam.open_result(out).rio.crs
+    split = gpd.read_parquet(vectors)
+    assert split.crs == geosam.open_result(out).rio.crs
+    stored = geosam.open_result(out)
+    assert len(split) == len(geosam.to_geodataframe(stored, split="shape"))
     assert png.read_bytes()[:8] == PNG_MAGIC
 
 

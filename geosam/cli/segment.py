@@ -111,6 +111,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="polygon",
         help="vector shape",
     )
+    out.add_argument(
+        "--split-shape",
+        action="store_true",
+        help="with --vectors: divide touching objects at the necks of their mask (parked aircraft)",
+    )
     out.add_argument("--quicklook", type=Path, default=None, help="PNG: RGB with the probability")
     out.add_argument("--overwrite", action="store_true", help="replace a store holding another job")
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler to run on")
@@ -149,6 +154,8 @@ def check_args(args: argparse.Namespace) -> None:
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse output paths that could only fail (or destroy something) once the job has run."""
     # a --out that is not a Zarr store is refused by geosam.to_zarr before anything is computed
+    if args.split_shape and args.vectors is None:
+        raise InputError("--split-shape divides the objects written to --vectors; give --vectors too")
     for flag, path in _outputs(args)[1:]:
         if path.is_dir():
             raise InputError(f"{flag} {path} is a folder; give a file name")
@@ -271,7 +278,11 @@ def _run(args: argparse.Namespace) -> int:
         stored = geosam.open_result(args.out)
         if args.vectors:
             gdf = geosam.to_geodataframe(
-                stored, threshold=args.threshold, geometry=args.geometry, progress=True
+                stored,
+                threshold=args.threshold,
+                geometry=args.geometry,
+                split="shape" if args.split_shape else None,
+                progress=True,
             )
             gdf.to_parquet(args.vectors)
             print(f"{len(gdf)} objects -> {args.vectors}")
