@@ -53,6 +53,7 @@ run planes-whole --data "$DATA/hrplanes/valid" --format coco --prompt plane=airp
 # (docs/decisions/0005-splitting-touching-objects.md; oIoU does not change, AP50 and counting do)
 run ships-split-shape --split-shape --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships
 run planes-split-shape --split-shape --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes
+run planes-split-shape-256 --split-shape --tile 256 --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes
 run heldout-dota-split-shape --split-shape --data "$TRIPLETS/heldout-dota.coco.json" --format coco \
     --prompt vehicle=vehicles --prompt sports-field="sports fields"
 run heldout-isaid-split-shape --split-shape --data "$TRIPLETS/heldout-isaid.coco.json" --format coco \
