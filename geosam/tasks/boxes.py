@@ -53,7 +53,7 @@ NMS_IOU = 0.5
 
 #: ``split="shape"``: how many pixels narrower than both objects a neck must be to part them (the
 #: dynamic of the distance map's maxima). Smaller depths split the stride-4 steps of the network's
-#: mask outline; chosen on ships_ge/valid and hrplanes/valid (docs/model-card.md).
+#: mask outline; chosen on ships_ge/valid and hrplanes/valid (docs/decisions/0005-splitting-touching-objects.md).
 NECK_DEPTH = 3.0
 #: ``split="shape"``: the Gaussian (sigma, pixels) that smooths the distance map first.
 NECK_SMOOTH = 2.0
