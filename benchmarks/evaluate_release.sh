@@ -52,6 +52,7 @@ run planes-whole --data "$DATA/hrplanes/valid" --format coco --prompt plane=airp
 # touching objects split at the necks of their masks before boxing
 # (docs/decisions/0005-splitting-touching-objects.md; oIoU does not change, AP50 and counting do)
 run ships-split-shape --split-shape --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships
+run ships-split-shape-tta --split-shape --tta --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships
 run planes-split-shape --split-shape --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes
 run planes-split-shape-256 --split-shape --tile 256 --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes
 run heldout-dota-split-shape --split-shape --data "$TRIPLETS/heldout-dota.coco.json" --format coco \
