@@ -193,7 +193,7 @@ def split_at_necks(mask: np.ndarray) -> tuple[np.ndarray, int]:
     an ``H x W`` int32 label image (0 = background) and the number of objects.
 
     >>> labels, n = split_at_necks(np.ones((5, 5), dtype=bool))
-    >>> n, labels.max()
+    >>> n, int(labels.max())
     (1, 1)
     """
     labels, n = ndimage.label(np.asarray(mask, dtype=bool), structure=EIGHT_CONNECTED)
