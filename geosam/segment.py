@@ -35,7 +35,7 @@ from geosam.errors import InputError, PromptError
 from geosam.imagery import RGB_DIM, Stretch, to_rgb8
 from geosam.model.predictor import check_batch_size
 from geosam.model.text import normalize_prompts
-from geosam.tiling import MIN_TILE, Blend, default_overlap
+from geosam.tiling import DEFAULT_CHUNK, MIN_TILE, Blend, default_overlap
 
 __all__ = ["MASK_NODATA", "PROMPT_DIM", "segment"]
 
@@ -43,8 +43,6 @@ __all__ = ["MASK_NODATA", "PROMPT_DIM", "segment"]
 PROMPT_DIM = "prompt"
 #: Value of nodata pixels in a thresholded (uint8) mask; 0 is background, 1 foreground.
 MASK_NODATA = 255
-#: Spatial chunk size given to numpy-backed input (dask-backed input keeps its chunks).
-DEFAULT_CHUNK = 2048
 
 
 def _input_size(ref: ModelRef) -> int:

@@ -47,6 +47,7 @@ from geosam.errors import (
     NoItemsError,
     StacServerError,
 )
+from geosam.tiling import DEFAULT_CHUNK
 
 __all__ = ["DEFAULT_CHUNKS", "StacSource", "open_stac", "search_items"]
 
@@ -55,7 +56,7 @@ StacSource: TypeAlias = (
 )
 
 #: Spatial chunking when ``chunks`` is not given: one time step and 2048 x 2048 pixels per dask chunk.
-DEFAULT_CHUNKS: dict[str, int] = {"time": 1, "x": 2048, "y": 2048}
+DEFAULT_CHUNKS: dict[str, int] = {"time": 1, "x": DEFAULT_CHUNK, "y": DEFAULT_CHUNK}
 
 # Statuses worth retrying: rate limiting and server-side failures (not 4xx client errors).
 _RETRY_STATUSES = (429, 500, 502, 503, 504)

@@ -33,7 +33,7 @@ import numpy as np
 
 from geosam.errors import InputError
 
-__all__ = ["MAX_STRETCH", "MIN_TILE", "Blend", "WindowGrid", "blend_profile", "default_overlap", "is_elongated"]
+__all__ = ["DEFAULT_CHUNK", "MAX_STRETCH", "MIN_TILE", "Blend", "WindowGrid", "blend_profile", "default_overlap", "is_elongated"]
 
 Blend = Literal["cosine", "linear"]
 
@@ -43,6 +43,9 @@ Blend = Literal["cosine", "linear"]
 MAX_STRETCH = 1.25
 #: The smallest window, in scene or image pixels, that segment and evaluate accept.
 MIN_TILE = 16
+#: Spatial dask chunk side (pixels) wherever none is given: STAC loads, numpy input to segment,
+#: vectorizing a numpy result, and ``geosam segment --chunks``. 2048 x 2048 holds 16 windows of 512.
+DEFAULT_CHUNK = 2048
 
 
 def is_elongated(height: int, width: int) -> bool:

@@ -28,6 +28,7 @@ import xarray as xr
 
 from geosam._progress import compute as compute_with_progress
 from geosam.errors import InputError, MissingCRSError
+from geosam.tiling import DEFAULT_CHUNK
 
 __all__ = ["Geometry", "boxes", "to_geodataframe"]
 
@@ -260,7 +261,7 @@ def to_geodataframe(
     others = [d for d in result.dims if d not in (ydim, xdim)]
     data = result.transpose(*others, ydim, xdim).data
     if not isinstance(data, dask.array.Array):
-        data = dask.array.from_array(np.asarray(data), chunks=(1,) * len(others) + (2048, 2048))
+        data = dask.array.from_array(np.asarray(data), chunks=(1,) * len(others) + (DEFAULT_CHUNK, DEFAULT_CHUNK))
     # one 2-D grid of chunks per time step and prompt
     data = data.rechunk({k: 1 for k in range(len(others))})
     row_starts = np.cumsum((0, *data.chunks[-2]))

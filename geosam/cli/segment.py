@@ -12,6 +12,7 @@ from typing import Any
 
 from geosam.cli import MODEL_TERMS, reworded
 from geosam.errors import InputError, MissingCRSError
+from geosam.tiling import DEFAULT_CHUNK
 
 #: Flags that only shape a STAC search or load; a raster file is read with its own grid and bands.
 _STAC_ONLY = ("collection", "bbox", "datetime", "bands", "resolution")
@@ -76,7 +77,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--raster", metavar="PATH", help="a GeoTIFF/COG (or any GDAL raster) instead of STAC"
     )
     src.add_argument(
-        "--chunks", type=int, default=2048, help="dask chunk side in pixels (default 2048)"
+        "--chunks",
+        type=int,
+        default=DEFAULT_CHUNK,
+        help=f"dask chunk side in pixels (default {DEFAULT_CHUNK})",
     )
 
     model = p.add_argument_group("model")
