@@ -54,6 +54,7 @@ run planes-whole --data "$DATA/hrplanes/valid" --format coco --prompt plane=airp
 run ships-split-shape --split-shape --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships
 run ships-split-shape-tta --split-shape --tta --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships
 run planes-split-shape --split-shape --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes
+run planes-split-shape-tta --split-shape --tta --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes
 run planes-split-shape-256 --split-shape --tile 256 --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes
 run heldout-dota-split-shape --split-shape --data "$TRIPLETS/heldout-dota.coco.json" --format coco \
     --prompt vehicle=vehicles --prompt sports-field="sports fields"
