@@ -30,9 +30,12 @@ from geosam._progress import compute as compute_with_progress
 from geosam.errors import InputError, MissingCRSError
 from geosam.tiling import DEFAULT_CHUNK
 
-__all__ = ["Geometry", "boxes", "to_geodataframe"]
+__all__ = ["Geometry", "RegionSplit", "boxes", "to_geodataframe"]
 
 Geometry = Literal["polygon", "box", "oriented_box"]
+#: How regions are divided after the seam merge: not at all, or at their necks
+#: (``"shape"``, :func:`geosam.tasks.boxes.split_at_necks`).
+RegionSplit = Literal["shape"] | None
 
 
 @dataclass
@@ -157,7 +160,7 @@ def _merge(chunks: np.ndarray) -> tuple[list[Any], np.ndarray, np.ndarray]:
     return geoms, np.asarray(pixels, dtype=np.int64), np.asarray(sums, dtype=np.float64)
 
 
-def _split_at_necks(
+def _split_regions(
     geoms: list[Any], pixels: np.ndarray, sums: np.ndarray
 ) -> tuple[list[Any], np.ndarray, np.ndarray]:
     """Regions (pixel-space polygons) divided at their necks; each part keeps its region's mean."""
@@ -211,7 +214,7 @@ def to_geodataframe(
     threshold: float = 0.5,
     geometry: Geometry = "polygon",
     min_pixels: int = 1,
-    split: Literal["shape"] | None = None,
+    split: RegionSplit = None,
     progress: bool = False,
 ) -> Any:
     """Objects of a :func:`geosam.segment` result as a GeoDataFrame in the scene's CRS.
@@ -288,7 +291,7 @@ def to_geodataframe(
     for lead in np.ndindex(*blocks.shape[:-2]):
         geoms, pixels, sums = _merge(shapes[lead])
         if split == "shape":
-            geoms, pixels, sums = _split_at_necks(geoms, pixels, sums)
+            geoms, pixels, sums = _split_regions(geoms, pixels, sums)
         keep = pixels >= min_pixels
         n = int(keep.sum())
         labels = {

@@ -61,7 +61,6 @@ class _RemoteSAMAccessor(Generic[T]):
             **kwargs,
         )
 
-
     def semantic_segment(self, classes: str | Sequence[str], **kwargs: Any) -> xr.DataArray:
         """Lazy label map of the scene: see :func:`geosam.tasks.scene.semantic_segment_scene`.
 

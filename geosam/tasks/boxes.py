@@ -149,7 +149,7 @@ def check_split(split: Split, threshold: float) -> None:
     """Refuse a split that is neither ``"shape"`` nor a core probability in ``[threshold, 1)``."""
     if split is None or split == "shape":
         return
-    if isinstance(split, str) or not isinstance(split, int | float) or not threshold <= split < 1:
+    if not isinstance(split, int | float) or not threshold <= split < 1:
         raise InputError(
             f"split must be 'shape' or a core probability in [threshold, 1), got {split!r} for threshold {threshold}"
         )

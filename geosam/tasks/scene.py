@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import dask
 import numpy as np
@@ -48,7 +48,7 @@ from geosam.tasks.referring import (
     parse_attribute,
     parse_relation,
 )
-from geosam.vectorize import spatial_dims
+from geosam.vectorize import RegionSplit, spatial_dims
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -188,7 +188,7 @@ def semantic_segment_scene(
 
 
 def _objects(
-    probs: xr.DataArray, threshold: float, progress: bool, split: Literal["shape"] | None = None
+    probs: xr.DataArray, threshold: float, progress: bool, split: RegionSplit = None
 ) -> gpd.GeoDataFrame:
     """Seam-merged object polygons of every class and time step, with a ``class`` column."""
     from geosam.vectorize import to_geodataframe
@@ -240,7 +240,7 @@ def detections_from_scene_probs(
     oriented: bool = False,
     min_score: float = MIN_SCORE,
     nms_iou: float | None = NMS_IOU,
-    split: Literal["shape"] | None = None,
+    split: RegionSplit = None,
     progress: bool = False,
 ) -> gpd.GeoDataFrame:
     """:func:`detect_scene` on class probabilities already computed (``prompt`` dim)."""
@@ -255,7 +255,7 @@ def detect_scene(
     oriented: bool = False,
     threshold: float = 0.5,
     template: str = CLASS_TEMPLATE,
-    split: Literal["shape"] | None = None,
+    split: RegionSplit = None,
     progress: bool = False,
     **segment_kwargs: Any,
 ) -> gpd.GeoDataFrame:
@@ -409,7 +409,7 @@ def count_scene(
     regions: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
     threshold: float = 0.5,
     template: str = CLASS_TEMPLATE,
-    split: Literal["shape"] | None = None,
+    split: RegionSplit = None,
     progress: bool = False,
     **segment_kwargs: Any,
 ) -> pd.DataFrame:
@@ -432,7 +432,7 @@ def counts_from_scene_probs(
     *,
     regions: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
     threshold: float = 0.5,
-    split: Literal["shape"] | None = None,
+    split: RegionSplit = None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """:func:`count_scene` on class probabilities already computed (``prompt`` dim)."""
@@ -700,6 +700,3 @@ def detect_changes_scene(
     return changes_from_scene_prob(
         prob, threshold=threshold, min_overlap=min_overlap, progress=progress
     )
-
-
-# -- accessor ------------------------------------------------------------------------------------
