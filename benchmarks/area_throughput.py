@@ -10,6 +10,7 @@ The scene is the real NAIP mosaic of ``benchmarks/pipeline.py``.
     python benchmarks/area_throughput.py                 # 4096^2 scene (4.2 km^2 at 0.5 m)
     python benchmarks/area_throughput.py --size 2048 --precisions fp32
     python benchmarks/area_throughput.py --tta          # also with test-time mirroring (3 passes)
+    python benchmarks/area_throughput.py --scales 0.75 1 1.25   # also with test-time scales
     python benchmarks/area_throughput.py --model runs/lite/last.safetensors   # a checkpoint instead
 """
 
@@ -22,6 +23,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline import make_scene, open_scene  # the benchmark scripts share the scene
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--prompt", default="buildings")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--tta", action="store_true", help="also time load_model(tta=True)")
+    parser.add_argument("--scales", type=float, nargs="+", help="also time load_model(scales=...)")
     parser.add_argument("--model", default="remotesam-lite", help="registered name or geosam .safetensors")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -55,9 +58,14 @@ def main() -> None:
     print(
         f"scene {args.size}^2 px = {km2:.2f} km^2 at 0.5 m; torch threads {torch.get_num_threads()}"
     )
-    print(f"{'precision':>9} {'tta':>5} {'overlap':>8} {'seconds':>8} {'km2/min':>8}")
-    for precision, tta in [(p, t) for p in args.precisions for t in ([False, True] if args.tta else [False])]:
-        model = geosam.load_model(args.model, device="cpu", precision=precision, tta=tta)
+    views: dict[str, dict[str, Any]] = {"one pass": {}}
+    if args.tta:
+        views["mirrored"] = {"tta": True}
+    if args.scales:
+        views["scales " + "/".join(f"{s:g}" for s in args.scales)] = {"scales": args.scales}
+    print(f"{'precision':>9} {'views':>20} {'overlap':>8} {'seconds':>8} {'km2/min':>8}")
+    for precision, (name, options) in [(p, v) for p in args.precisions for v in views.items()]:
+        model = geosam.load_model(args.model, device="cpu", precision=precision, **options)
         for overlap_arg in args.overlaps:
             overlap = None if overlap_arg == "default" else int(overlap_arg)
             store = workdir / "out.zarr"
@@ -70,7 +78,7 @@ def main() -> None:
             )
             seconds = time.perf_counter() - start
             label = f"{model.input_size // 8}" if overlap is None else str(overlap)
-            print(f"{precision:>9} {tta!s:>5} {label:>8} {seconds:8.1f} {km2 / seconds * 60:8.1f}", flush=True)
+            print(f"{precision:>9} {name:>20} {label:>8} {seconds:8.1f} {km2 / seconds * 60:8.1f}", flush=True)
 
 
 if __name__ == "__main__":

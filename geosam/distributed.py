@@ -36,7 +36,7 @@ import dask
 
 from geosam.errors import GeosamError, InputError
 from geosam.model.build import DEFAULT_MODEL, load_model
-from geosam.model.predictor import RemoteSAM
+from geosam.model.predictor import RemoteSAM, check_scales
 
 if TYPE_CHECKING:
     from distributed import Client, LocalCluster
@@ -77,6 +77,7 @@ class ModelRef:
     precision: str = "auto"
     input_size: int | None = None
     tta: bool = False
+    scales: tuple[float, ...] = (1.0,)
     instance: str | None = None
 
     def __post_init__(self) -> None:
@@ -86,6 +87,8 @@ class ModelRef:
             isinstance(size, bool) or not isinstance(size, int) or size < 64 or size % 32
         ):
             raise InputError(f"input_size must be a multiple of 32 of at least 64, got {size!r}")
+        # a tuple keeps the reference hashable (it keys the per-process model cache)
+        object.__setattr__(self, "scales", check_scales(self.scales))
 
     def load(self) -> RemoteSAM:
         """Build the predictor (without the cache: use :func:`get_model` in tasks)."""
@@ -102,6 +105,7 @@ class ModelRef:
             device=self.device,
             precision=self.precision,  # type: ignore[arg-type]
             tta=self.tta,
+            scales=self.scales,
         )
         if self.input_size is not None and self.input_size != model.input_size:
             if "input_size" not in model.network.config:
@@ -124,10 +128,10 @@ def model_ref(model: ModelLike | ModelRef = None, **options: Any) -> ModelRef:
     """The :class:`ModelRef` for ``model``: ``None`` (the default model), a name or checkpoint path, a
     ``ModelRef``, or a loaded :class:`~geosam.RemoteSAM` (cached in this process under a token).
 
-    ``options`` (``device``, ``precision``, ``weights``, ``input_size``, ``tta``) apply to names and paths.
+    ``options`` (``device``, ``precision``, ``weights``, ``input_size``, ``tta``, ``scales``) apply to names and paths.
 
     >>> model_ref("remotesam-lite", device="cpu")
-    ModelRef(name='remotesam-lite', weights=None, device='cpu', precision='auto', input_size=None, tta=False, instance=None)
+    ModelRef(name='remotesam-lite', weights=None, device='cpu', precision='auto', input_size=None, tta=False, scales=(1.0,), instance=None)
     """
     if isinstance(model, ModelRef):
         return model

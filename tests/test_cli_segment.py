@@ -108,6 +108,7 @@ RASTER = str(naip_paths()[-1])
         (["--input-size", "7"], "input_size must be a multiple of 32 of at least 64, got 7"),
         (["--input-size", "32"], "input_size must be a multiple of 32"),
         (["--device", "gpu"], "unknown device 'gpu'"),
+        (["--scales", "0"], "scales must be distinct positive window scales up to 4"),
         (["--tile", "8"], "tile must be an integer >= 16"),
         (["--tile", "64", "--overlap", "64"], "overlap (64) must be smaller than the window (64 px)"),
         (["--batch-size", "0"], "batch_size must be a positive integer"),

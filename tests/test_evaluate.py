@@ -239,7 +239,7 @@ def test_cli_network_only_reads_group_names_itself(capsys: pytest.CaptureFixture
     ("name", "extra", "images"),
     [
         ("coco", ["--limit", "2", "--prompt", "Aircrafts=planes on the apron"], 2),
-        ("yolo", ["--limit", "1"], 1),
+        ("yolo", ["--limit", "1", "--scales", "0.75", "1"], 1),
         ("dota", ["--tile", "600"], 1),  # 712 x 557: predicted in 2 windows
         ("isaid", [], 1),
         ("vaihingen", [], 1),
@@ -322,6 +322,7 @@ def test_cli_split_ways_exclude_each_other(capsys: pytest.CaptureFixture[str]) -
         (["--prompt", "ships=vessels", "--prompt", "boat=boats"], "both name the category ship"),
         (["--prompt", "ship=a", "--prompt", "ship=b"], "--prompt gives 'ship' twice"),
         (["--device", "gpu"], "unknown device 'gpu'"),
+        (["--scales", "1", "1"], "scales must be distinct positive window scales"),
         (["--split", "valid"], "--split only applies to --format triplets"),
         (["--classes", "1=ship"], "--classes only applies to --format mask"),
         (["--model", "remotesam-v1"], "pass --weights PATH"),

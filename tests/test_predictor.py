@@ -180,7 +180,30 @@ def test_tta_averages_the_mirrored_views_except_for_directions(model: RemoteSAM,
     assert np.abs(both[0] - model.predict(square, "ships")).max() > 1e-3  # the views do differ
     # "left" would be "right" in the mirrored image: that prompt is predicted once
     np.testing.assert_allclose(both[1], model.predict(square, "the ship on the left"), atol=1e-6)
-    assert geosam.distributed.ModelRef("remotesam-lite", device="cpu", tta=True).load().tta
+    loaded = geosam.distributed.ModelRef("remotesam-lite", device="cpu", tta=True, scales=(0.75, 1)).load()
+    assert loaded.tta and loaded.scales == (0.75, 1.0)
+
+
+def test_scales_average_the_views_seen_smaller_and_larger(model: RemoteSAM, image: np.ndarray) -> None:
+    def at(*scales: float, tta: bool = True) -> RemoteSAM:
+        return RemoteSAM(model.network, device="cpu", precision="fp32", tta=tta, scales=scales)
+
+    prompts = ["ships", "the ship on the left"]
+    both = at(0.75, 1.25)
+    assert "scales=(0.75, 1.25)" in repr(both) and "scales" not in repr(model)
+    # each scale's view (mirrored or not, per prompt) weighs the same
+    expected = (at(0.75).predict(image, prompts) + at(1.25).predict(image, prompts)) / 2
+    np.testing.assert_allclose(both.predict(image, prompts), expected, atol=1e-5)
+    smaller = at(0.5, tta=False).predict(image, "ships")
+    assert smaller.shape == image.shape[:2] and smaller.min() >= 0 and smaller.max() <= 1
+    assert np.abs(smaller - model.predict(image, "ships")).max() > 1e-3  # the views do differ
+    np.testing.assert_array_equal(at(1, tta=False).predict(image, "ships"), model.predict(image, "ships"))
+    for bad in ((), (0,), (1, 1), (-0.5,), (5,), ("big",), 1.0):
+        with pytest.raises(InputError, match="scales must be distinct positive window scales"):
+            RemoteSAM(model.network, device="cpu", scales=bad)  # type: ignore[arg-type]
+        with pytest.raises(InputError, match="scales must be"):
+            ModelRef(scales=bad)  # type: ignore[arg-type]
+    assert ModelRef(scales=[0.75, 1]).scales == (0.75, 1.0)  # type: ignore[arg-type]  # hashable
 
 
 def test_group_prompts_are_the_union_of_their_members(model: RemoteSAM, image: np.ndarray) -> None:

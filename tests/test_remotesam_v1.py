@@ -16,7 +16,7 @@ import torch
 
 import tests.remotesam_v1_fixtures as fx
 from geosam.errors import InputError
-from geosam.model import create, list_models
+from geosam.model import RemoteSAM, create, list_models
 from geosam.model.base import TextFeatures
 from geosam.model.remotesam_v1 import RemoteSAMv1
 from geosam.model.remotesam_v1.decoder import rotation_matrix
@@ -58,6 +58,11 @@ def test_registered_and_configured() -> None:
     assert RemoteSAMv1.input_size == 896 and RemoteSAMv1.max_tokens == 20
     assert RemoteSAMv1.pixel_mean == (0.485, 0.456, 0.406)
     assert RemoteSAMv1.pixel_std == (0.229, 0.224, 0.225)
+
+
+def test_fixed_input_size_refuses_other_scales(net: RemoteSAMv1) -> None:
+    with pytest.raises(InputError, match="remotesam-v1 has a fixed input size"):
+        RemoteSAM(net, device="cpu", scales=(0.75, 1))
 
 
 def test_state_dict_matches_official_layout(net: RemoteSAMv1) -> None:

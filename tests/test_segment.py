@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cloudpickle
 import dask
 import dask.array as dsa
@@ -74,18 +76,23 @@ def test_result_does_not_depend_on_chunking(fast_model: RemoteSAM) -> None:
 
 
 @pytest.mark.parametrize(
-    ("tta", "prompt", "members"),
-    [(False, "ponds", ["ponds"]), (True, "ponds", ["ponds"]), (False, "vehicles", ["cars", "large vehicles"])],
-    ids=["one-pass", "tta", "group"],
+    ("views", "prompt", "members"),
+    [
+        ({}, "ponds", ["ponds"]),
+        ({"tta": True}, "ponds", ["ponds"]),
+        ({"scales": (0.75, 1.25)}, "ponds", ["ponds"]),
+        ({}, "vehicles", ["cars", "large vehicles"]),
+    ],
+    ids=["one-pass", "tta", "scales", "group"],
 )
 def test_blending_matches_direct_window_average(
-    fast_model: RemoteSAM, tta: bool, prompt: str, members: list[str]
+    fast_model: RemoteSAM, views: dict[str, Any], prompt: str, members: list[str]
 ) -> None:
     """The lazy result equals blending the model's own predict() outputs by hand (linear weights),
-    also with test-time mirroring and for a group class (the union of its members' windows), which
-    scenes and single images share."""
-    if tta:
-        fast_model = RemoteSAM(fast_model.network, device="cpu", precision="fp32", batch_size=4, tta=True)
+    also with test-time mirroring or scales and for a group class (the union of its members'
+    windows), which scenes and single images share."""
+    if views:
+        fast_model = RemoteSAM(fast_model.network, device="cpu", precision="fp32", batch_size=4, **views)
     scene = naip_scene(chunks=160)
     tile, overlap = 128, 48
     prob = geosam.segment(

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from geosam.cli import MODEL_TERMS, reworded
 from geosam.cli.prepare import VOCABULARY_TERMS
 from geosam.errors import InputError
+
+if TYPE_CHECKING:
+    from geosam.model.predictor import RemoteSAM
 
 #: Python-API advice of the data readers and the model loader in this command's terms.
 _CLI_TERMS = (
@@ -139,6 +143,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--tta", action="store_true", help="average with mirrored views (3x the compute; see RemoteSAM)"
     )
     p.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        metavar="S",
+        help="average with the image seen at these scales, e.g. 0.75 1 1.25 (sum of S^2 the "
+        "compute; see RemoteSAM)",
+    )
+    p.add_argument(
         "--json", action="store_true", help="print the scores as one JSON line at the end"
     )
     p.set_defaults(func=run)
@@ -240,9 +253,16 @@ def run(args: argparse.Namespace) -> int:
         return _run_triplets(args) if args.fmt == "triplets" else _run(args)
 
 
+def _load_model(args: argparse.Namespace) -> RemoteSAM:
+    from geosam.model.build import load_model
+
+    return load_model(
+        args.model, weights=args.weights, device=args.device, tta=args.tta, scales=args.scales
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     from geosam.evaluation import DEFAULT_TILE, evaluate, load_dataset
-    from geosam.model.build import load_model
 
     classes = None
     if args.classes:
@@ -254,7 +274,7 @@ def _run(args: argparse.Namespace) -> int:
     table = load_dataset(args.data, args.fmt, classes=classes)
     present = set(table.instances["class_name"])
     prompts = _category_prompts(args.prompt, present)  # before loading the model
-    model = load_model(args.model, weights=args.weights, device=args.device, tta=args.tta)
+    model = _load_model(args)
     model.unite_groups = not args.network_only
     result = evaluate(
         model,
@@ -278,10 +298,9 @@ def _run_triplets(args: argparse.Namespace) -> int:
     """Referring-expression scores of a triplet dataset split, per expression kind and source."""
     from geosam.data.dataset import TripletDataset
     from geosam.evaluation import evaluate_referring
-    from geosam.model.build import load_model
 
     splits = args.split or ["valid"]
-    model = load_model(args.model, weights=args.weights, device=args.device, tta=args.tta)
+    model = _load_model(args)
     dataset = TripletDataset.for_network(args.data, model.network, splits, limit=args.limit)
     scores = evaluate_referring(
         model, dataset, resolve=not args.network_only, threshold=args.threshold, progress=True

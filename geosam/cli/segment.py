@@ -99,6 +99,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     model.add_argument(
         "--tta", action="store_true", help="average with mirrored views (3x the compute; see RemoteSAM)"
     )
+    model.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        metavar="S",
+        help="average with the image seen at these scales, e.g. 0.75 1 1.25 (sum of S^2 the "
+        "compute; see RemoteSAM)",
+    )
     model.add_argument("--tile", type=int, default=None, help="window size in scene pixels")
     model.add_argument("--overlap", type=int, default=None, help="window overlap (default tile/8)")
     model.add_argument("--batch-size", type=int, default=None, help="image-prompt pairs per pass")
@@ -262,6 +271,8 @@ def _run(args: argparse.Namespace) -> int:
         options["input_size"] = args.input_size
     if args.tta:
         options["tta"] = True
+    if args.scales != [1.0]:
+        options["scales"] = tuple(args.scales)
     ref = model_ref(args.model or None, **options)
     prompts = args.prompt[0] if len(args.prompt) == 1 else args.prompt
     if args.gpu_resource:

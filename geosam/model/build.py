@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,13 +33,15 @@ def load_model(
     precision: Precision = "auto",
     batch_size: int | None = None,
     tta: bool = False,
+    scales: Sequence[float] = (1.0,),
 ) -> RemoteSAM:
     """Load a network with its weights and return a ready predictor.
 
     ``name`` is a registered architecture (see :func:`geosam.model.list_models`) or the path of a
     geosam safetensors checkpoint. ``weights`` is a geosam ``.safetensors`` file or, for
     ``remotesam-v1``, the official ``RemoteSAMv1.pth``; without it the packaged weights are used.
-    ``tta=True`` adds mirrored views at test time (three forward passes, see :class:`RemoteSAM`).
+    ``tta=True`` adds mirrored views at test time (three forward passes) and ``scales=(0.75, 1,
+    1.25)`` views of the image seen smaller and larger (see :class:`RemoteSAM`).
 
     >>> model = geosam.load_model()  # remotesam-lite, packaged weights, best device  # doctest: +SKIP
     >>> model = geosam.load_model("remotesam-v1", weights="RemoteSAMv1.pth", device="cpu",
@@ -50,7 +52,7 @@ def load_model(
         config, state = read_checkpoint(name_str)
         net = create(config["arch"], **config["config"])
         load_weights(net, state, source=name_str)
-        return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size, tta=tta)
+        return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size, tta=tta, scales=scales)
 
     spec = get_spec(name_str)
     if weights is not None:
@@ -71,7 +73,7 @@ def load_model(
             f"{spec.name} has no packaged weights: download its checkpoint yourself (for remotesam-v1, "
             "RemoteSAMv1.pth from the 1e12Leon/RemoteSAM model hub page) and pass weights=PATH"
         )
-    return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size, tta=tta)
+    return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size, tta=tta, scales=scales)
 
 
 def network_with_weights(

@@ -85,6 +85,35 @@ def check_batch_size(batch_size: int | None) -> int | None:
     return None if batch_size is None else int(batch_size)
 
 
+def check_scales(scales: Sequence[float]) -> tuple[float, ...]:
+    """``scales`` as a tuple of distinct window scales in (0, 4], else an :class:`InputError`.
+
+    >>> check_scales([0.75, 1, 1.25])
+    (0.75, 1.0, 1.25)
+    """
+    try:
+        values = tuple(float(s) for s in scales)
+        ok = bool(values) and all(0 < v <= 4 for v in values) and len(set(values)) == len(values)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(
+            "scales must be distinct positive window scales up to 4, such as (0.75, 1, 1.25); "
+            f"got {scales!r}"
+        )
+    return values
+
+
+def scaled_size(size: int, scale: float) -> int:
+    """The network input for a window of ``size`` pixels seen at ``scale``: a multiple of 32 (the
+    network's coarsest stride), at least 64.
+
+    >>> scaled_size(512, 0.75), scaled_size(512, 1.25), scaled_size(128, 0.3)
+    (384, 640, 64)
+    """
+    return max(64, round(size * scale / 32) * 32)
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``"auto"`` is bf16 on GPUs that support it (fp16 on others) and exact fp32 on CPU."""
     if precision not in ("fp32", "bf16", "fp16", "auto"):
@@ -140,8 +169,11 @@ class RemoteSAM(TaskMixin):
     >>> probs = model.predict(image, ["ships", "harbor"])  # P x H x W  # doctest: +SKIP
 
     ``tta=True`` averages each probability map with those of the image mirrored left-right and
-    top-bottom (three forward passes; prompts that name a direction are predicted once); its gain
-    on the packaged weights is measured in docs/model-card.md.
+    top-bottom (three forward passes; prompts that name a direction are predicted once).
+    ``scales=(0.75, 1, 1.25)`` averages the maps of the image seen smaller and larger (each scale
+    ``s`` costs ``s**2`` of a pass, and mirroring multiplies them by three): objects whose size in
+    pixels the network reads best differs between sensors and classes are found at one of the
+    scales. The gains of both on the packaged weights are measured in docs/model-card.md.
 
     A prompt that asks for a whole group class of the vocabulary ("vehicles", "all the sports
     fields") is answered as the union (pixel-wise maximum) of its members' prompts ("cars", "large
@@ -159,6 +191,7 @@ class RemoteSAM(TaskMixin):
         batch_size: int | None = None,
         name: str | None = None,
         tta: bool = False,
+        scales: Sequence[float] = (1.0,),
         unite_groups: bool = True,
     ) -> None:
         self.device = resolve_device(device)
@@ -166,6 +199,9 @@ class RemoteSAM(TaskMixin):
         self.name = name or network.arch
         self.batch_size = check_batch_size(batch_size) or (8 if self.device.type == "cuda" else 2)
         self.tta = tta
+        self.scales = check_scales(scales)
+        if self.scales != (1.0,) and "input_size" not in network.config:
+            raise InputError(f"{network.arch} has a fixed input size; it cannot be run at other scales")
         self.unite_groups = unite_groups
         network.eval()
         network.prepare_for_inference()
@@ -173,7 +209,9 @@ class RemoteSAM(TaskMixin):
         self._text_cache: dict[str, TextFeatures] = {}
 
     def __repr__(self) -> str:
-        options = (", tta=True" if self.tta else "") + ("" if self.unite_groups else ", unite_groups=False")
+        options = (", tta=True" if self.tta else "") + (
+            f", scales={self.scales}" if self.scales != (1.0,) else "") + (
+            "" if self.unite_groups else ", unite_groups=False")
         return (f"RemoteSAM(name={self.name!r}, input_size={self.input_size}, device='{self.device}', "
                 f"precision={self.precision!r}{options})")
 
@@ -304,17 +342,28 @@ class RemoteSAM(TaskMixin):
         for start in range(0, b * p, batch):
             sl = slice(start, start + batch)
             x, t = pixels[img_idx[sl].to(self.device)], text.select(prompt_idx[sl].to(self.device))
-            probs = torch.softmax(self.predict_logits(x, t).float(), dim=1)[:, 1]
-            rows = mirror[prompt_idx[sl]].nonzero()[:, 0]
-            if len(rows):
-                rows = rows.to(self.device)
-                x, t = x[rows], t.select(rows)
-                total = probs[rows]
-                for dims in ((-1,), (-2,)):  # left-right, top-bottom
-                    flipped = self.predict_logits(x.flip(dims), t).float()
-                    total = total + torch.softmax(flipped, dim=1)[:, 1].flip(dims)
-                probs[rows] = total / 3
-            yield img_idx[sl], prompt_idx[sl], probs
+            rows = mirror[prompt_idx[sl]].nonzero()[:, 0].to(self.device)
+            views = [self._view_probabilities(x, t, rows, scale) for scale in self.scales]
+            yield img_idx[sl], prompt_idx[sl], torch.stack(views).mean(dim=0)
+
+    def _view_probabilities(
+        self, x: torch.Tensor, t: TextFeatures, mirrored: torch.Tensor, scale: float
+    ) -> torch.Tensor:
+        """``(B, S, S)`` probabilities of preprocessed ``x`` seen at ``scale``, averaged with the
+        mirrored views for the ``mirrored`` rows."""
+        size = x.shape[-1]
+        if scale != 1:
+            side = scaled_size(size, scale)
+            x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=side < size)
+        probs = torch.softmax(self.predict_logits(x, t).float(), dim=1)[:, 1]
+        if len(mirrored):
+            xm, tm = x[mirrored], t.select(mirrored)
+            total = probs[mirrored]
+            for dims in ((-1,), (-2,)):  # left-right, top-bottom
+                flipped = self.predict_logits(xm.flip(dims), tm).float()
+                total = total + torch.softmax(flipped, dim=1)[:, 1].flip(dims)
+            probs[mirrored] = total / 3
+        return probs if probs.shape[-1] == size else self.resize_back(probs, (size, size))
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
         dtype = _AUTOCAST_DTYPES.get(self.precision)
