@@ -60,3 +60,21 @@ run heldout-dota-split-shape --split-shape --data "$TRIPLETS/heldout-dota.coco.j
     --prompt vehicle=vehicles --prompt sports-field="sports fields"
 run heldout-isaid-split-shape --split-shape --data "$TRIPLETS/heldout-isaid.coco.json" --format coco \
     --prompt vehicle=vehicles
+# each window also seen at 0.75x and 1.25x, the maps averaged (docs/decisions/0006-test-time-scales.md)
+run ships-scales --scales 0.75 1 1.25 --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships \
+    --negative airplanes --negative helicopters --negative vehicles --negative "storage tanks" \
+    --negative "tennis courts" --negative "swimming pools" --negative "sports fields"
+run planes-scales --scales 0.75 1 1.25 --data "$DATA/hrplanes/valid" --format coco --prompt plane=airplanes \
+    --negative helicopters --negative vehicles
+run ships-split-shape-scales --split-shape --scales 0.75 1 1.25 --data "$DATA/ships_ge/valid" --format yolo \
+    --prompt boat=ships
+run planes-split-shape-scales --split-shape --scales 0.75 1 1.25 --data "$DATA/hrplanes/valid" --format coco \
+    --prompt plane=airplanes
+run heldout-dota-scales --scales 0.75 1 1.25 --data "$TRIPLETS/heldout-dota.coco.json" --format coco \
+    --prompt vehicle=vehicles --prompt sports-field="sports fields"
+run heldout-isaid-scales --scales 0.75 1 1.25 --data "$TRIPLETS/heldout-isaid.coco.json" --format coco \
+    --prompt vehicle=vehicles
+run heldout-loveda-scales --scales 0.75 1 1.25 --data "$TRIPLETS/heldout-loveda.coco.json" --format coco
+# one scale at a time: ships are read better seen smaller
+run ships-scale-0.75 --scales 0.75 --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships
+run ships-scale-1.25 --scales 1.25 --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships
