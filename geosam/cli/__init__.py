@@ -42,6 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_view_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--tta`` and ``--scales``: the test-time views of :class:`geosam.RemoteSAM`."""
+    parser.add_argument(
+        "--tta", action="store_true", help="average with mirrored views (3x the compute; see RemoteSAM)"
+    )
+    parser.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        metavar="S",
+        help="average with the image seen at these scales, e.g. 0.75 1 1.25 (sum of S^2 the "
+        "compute; see RemoteSAM)",
+    )
+
+
 def reword(text: str, rewrites: Sequence[tuple[str, str]]) -> str:
     """``text`` with each ``(pattern, replacement)`` regular-expression rewrite applied."""
     for pattern, replacement in rewrites:

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from geosam.cli import MODEL_TERMS, reworded
+from geosam.cli import MODEL_TERMS, add_view_arguments, reworded
 from geosam.cli.prepare import VOCABULARY_TERMS
 from geosam.errors import InputError
 
@@ -139,18 +139,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, all cores)")
-    p.add_argument(
-        "--tta", action="store_true", help="average with mirrored views (3x the compute; see RemoteSAM)"
-    )
-    p.add_argument(
-        "--scales",
-        type=float,
-        nargs="+",
-        default=[1.0],
-        metavar="S",
-        help="average with the image seen at these scales, e.g. 0.75 1 1.25 (sum of S^2 the "
-        "compute; see RemoteSAM)",
-    )
+    add_view_arguments(p)
     p.add_argument(
         "--json", action="store_true", help="print the scores as one JSON line at the end"
     )

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from geosam.cli import MODEL_TERMS, reworded
+from geosam.cli import MODEL_TERMS, add_view_arguments, reworded
 from geosam.errors import InputError, MissingCRSError
 from geosam.tiling import DEFAULT_CHUNK
 
@@ -96,18 +96,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="run the network at this window size, a multiple of 32 of at least 64 (previews)",
     )
-    model.add_argument(
-        "--tta", action="store_true", help="average with mirrored views (3x the compute; see RemoteSAM)"
-    )
-    model.add_argument(
-        "--scales",
-        type=float,
-        nargs="+",
-        default=[1.0],
-        metavar="S",
-        help="average with the image seen at these scales, e.g. 0.75 1 1.25 (sum of S^2 the "
-        "compute; see RemoteSAM)",
-    )
+    add_view_arguments(model)
     model.add_argument("--tile", type=int, default=None, help="window size in scene pixels")
     model.add_argument("--overlap", type=int, default=None, help="window overlap (default tile/8)")
     model.add_argument("--batch-size", type=int, default=None, help="image-prompt pairs per pass")
