@@ -108,7 +108,7 @@ class ModelRef:
             scales=self.scales,
         )
         if self.input_size is not None and self.input_size != model.input_size:
-            if "input_size" not in model.network.config:
+            if not model.network.resizable:
                 raise InputError(
                     f"{self.name} has a fixed input size; input_size cannot be changed"
                 )

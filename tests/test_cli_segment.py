@@ -153,8 +153,8 @@ def test_segment_makes_the_folders_of_its_outputs(
     assert code == 0, capsys.readouterr().err
     assert geosam.open_result(out).rio.crs is not None
     split = gpd.read_parquet(vectors)
-    assert split.crs == geosam.open_result(out).rio.crs
     stored = geosam.open_result(out)
+    assert split.crs == stored.rio.crs
     assert len(split) == len(geosam.to_geodataframe(stored, split="shape"))
     assert png.read_bytes()[:8] == PNG_MAGIC
 

@@ -66,6 +66,12 @@ class PromptSegmenter(nn.Module):
         super().__init__()
         self.config: dict[str, Any] = {}
 
+    @property
+    def resizable(self) -> bool:
+        """Whether the network runs at other input sizes: a fully convolutional network keeps
+        ``input_size`` in its ``config``; a fixed-size one (remotesam-v1) does not."""
+        return "input_size" in self.config
+
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextFeatures:
         """Encode token ids ``(P, N)`` with their mask ``(P, N)``."""
         raise NotImplementedError

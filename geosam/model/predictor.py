@@ -200,7 +200,7 @@ class RemoteSAM(TaskMixin):
         self.batch_size = check_batch_size(batch_size) or (8 if self.device.type == "cuda" else 2)
         self.tta = tta
         self.scales = check_scales(scales)
-        if self.scales != (1.0,) and "input_size" not in network.config:
+        if self.scales != (1.0,) and not network.resizable:
             raise InputError(f"{network.arch} has a fixed input size; it cannot be run at other scales")
         self.unite_groups = unite_groups
         network.eval()
