@@ -97,7 +97,7 @@ def segment(
       it). ``overlap``: pixels shared by neighbouring windows (default ``tile // 8``; 0 allowed).
       Scenes smaller than a window are extended with their mirror image, not refused; answers on
       scenes much smaller than a window have less context and are less reliable. ``blend``: ``"cosine"`` or ``"linear"`` ramps.
-    - ``batch_size``: image-prompt pairs per forward pass (default: the model's, 8 on GPU, 2 on CPU).
+    - ``batch_size``: image-prompt pairs per forward pass (default: the model's, 8 on GPU, 1 on CPU).
     - ``resources``: dask resource annotation for the model tasks, e.g. ``{"GPU": 1}`` on a cluster with
       GPU workers (see docs/distributed.md).
 

@@ -47,33 +47,35 @@ def load_model(
     >>> model = geosam.load_model("remotesam-v1", weights="RemoteSAMv1.pth", device="cpu",
     ...                           precision="fp32")  # doctest: +SKIP
     """
-    name_str = os.fspath(name)
-    if name_str.endswith(".safetensors") or Path(name_str).is_file():
-        config, state = read_checkpoint(name_str)
-        net = create(config["arch"], **config["config"])
-        load_weights(net, state, source=name_str)
-        return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size, tta=tta, scales=scales)
+    net = _network(os.fspath(name), weights)
+    return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size, tta=tta, scales=scales)
 
-    spec = get_spec(name_str)
+
+def _network(name: str, weights: str | os.PathLike[str] | None) -> PromptSegmenter:
+    """The network :func:`load_model` serves: from a checkpoint path, ``weights`` or the package."""
+    if name.endswith(".safetensors") or Path(name).is_file():
+        config, state = read_checkpoint(name)
+        net = create(config["arch"], **config["config"])
+        load_weights(net, state, source=name)
+        return net
+    spec = get_spec(name)
     if weights is not None:
-        net = network_with_weights(spec.name, weights)
-    elif spec.weights is not None and packaged_weights(spec.weights).is_file():
-        net = network_with_weights(spec.name, packaged_weights(spec.weights))
-    elif spec.weights is not None:
-        warnings.warn(
-            f"{spec.name}: no trained weights are packaged yet; using its pretrained parts with an "
-            "untrained head (predictions are not meaningful)",
-            UserWarning,
-            stacklevel=2,
-        )
-        torch.manual_seed(0)  # the untrained head is at least deterministic
-        net = create(spec.name)
-    else:
+        return network_with_weights(spec.name, weights)
+    if spec.weights is not None and packaged_weights(spec.weights).is_file():
+        return network_with_weights(spec.name, packaged_weights(spec.weights))
+    if spec.weights is None:
         raise CheckpointError(
             f"{spec.name} has no packaged weights: download its checkpoint yourself (for remotesam-v1, "
             "RemoteSAMv1.pth from the 1e12Leon/RemoteSAM model hub page) and pass weights=PATH"
         )
-    return RemoteSAM(net, device=device, precision=precision, batch_size=batch_size, tta=tta, scales=scales)
+    warnings.warn(
+        f"{spec.name}: no trained weights are packaged yet; using its pretrained parts with an "
+        "untrained head (predictions are not meaningful)",
+        UserWarning,
+        stacklevel=3,
+    )
+    torch.manual_seed(0)  # the untrained head is at least deterministic
+    return create(spec.name)
 
 
 def network_with_weights(

@@ -197,7 +197,9 @@ class RemoteSAM(TaskMixin):
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.name = name or network.arch
-        self.batch_size = check_batch_size(batch_size) or (8 if self.device.type == "cuda" else 2)
+        # One pair per pass on CPU: two windows' widest activation outgrows glibc's mmap ceiling and
+        # is faulted in afresh on every pass (docs/decisions/0007-cpu-inference-form.md).
+        self.batch_size = check_batch_size(batch_size) or (8 if self.device.type == "cuda" else 1)
         self.tta = tta
         self.scales = check_scales(scales)
         if self.scales != (1.0,) and not network.resizable:
@@ -344,7 +346,7 @@ class RemoteSAM(TaskMixin):
             x, t = pixels[img_idx[sl].to(self.device)], text.select(prompt_idx[sl].to(self.device))
             rows = mirror[prompt_idx[sl]].nonzero()[:, 0].to(self.device)
             views = [self._view_probabilities(x, t, rows, scale) for scale in self.scales]
-            yield img_idx[sl], prompt_idx[sl], torch.stack(views).mean(dim=0)
+            yield img_idx[sl], prompt_idx[sl], views[0] if len(views) == 1 else torch.stack(views).mean(dim=0)
 
     def _view_probabilities(
         self, x: torch.Tensor, t: TextFeatures, mirrored: torch.Tensor, scale: float

@@ -82,6 +82,11 @@ class RemoteSAMLite(PromptSegmenter):
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextFeatures:
         return self.text_encoder(input_ids, attention_mask)
 
+    def prepare_for_inference(self) -> None:
+        """Fold the backbone's BatchNorms into its convolutions (see
+        :meth:`EfficientNetStages.prepare_for_inference`); the state dict is unchanged."""
+        self.backbone.prepare_for_inference()
+
     def segment(self, pixels: torch.Tensor, text: TextFeatures) -> torch.Tensor:
         logits, contact = self.segment_parts(pixels, text)
         return logits if contact is None else carve(logits, contact)
