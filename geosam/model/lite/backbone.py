@@ -71,10 +71,6 @@ class EfficientNetStages(nn.Module):
 
     def run_stem(self, x: torch.Tensor) -> torch.Tensor:
         if self.folded is not None and not self.training:
-            if x.device.type == "cpu":
-                # oneDNN's depthwise convolutions are several times faster channels-last, and the
-                # layout then flows through every later layer (benchmarks/model_forward.py).
-                x = x.contiguous(memory_format=torch.channels_last)
             return self.folded[0](x)
         return self.stem(x)
 
