@@ -137,4 +137,3 @@ class FoldedBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.convs(x) + x if self.skip else self.convs(x)
-
