@@ -76,6 +76,8 @@ run heldout-isaid-scales --scales 0.75 1 1.25 --data "$TRIPLETS/heldout-isaid.co
     --prompt vehicle=vehicles
 run heldout-loveda-scales --scales 0.75 1 1.25 --data "$TRIPLETS/heldout-loveda.coco.json" --format coco
 run ships-tta-scales --tta --scales 0.75 1 1.25 --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships
+run planes-tta-scales --tta --scales 0.75 1 1.25 --data "$DATA/hrplanes/valid" --format coco \
+    --prompt plane=airplanes
 # one scale at a time: ships are read better seen smaller
 run ships-scale-0.75 --scales 0.75 --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships
 run ships-scale-1.25 --scales 1.25 --data "$DATA/ships_ge/valid" --format yolo --prompt boat=ships
