@@ -34,14 +34,18 @@ def save_checkpoint(net: PromptSegmenter, path: str | os.PathLike[str], **extra:
 
     >>> save_checkpoint(net, "lite.safetensors", epochs=10)  # doctest: +SKIP
     """
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith(net.external_weights)}
+    return write_checkpoint(state, {"arch": net.arch, "config": net.config, **extra}, path)
+
+
+def write_checkpoint(
+    state: Mapping[str, torch.Tensor], config: Mapping[str, Any], path: str | os.PathLike[str]
+) -> Path:
+    """Write a state dict with its geosam ``config`` (``arch``, ``config``, ...) to ``path``, as
+    :func:`save_checkpoint` does for a network."""
     path = Path(path)
-    config = {"arch": net.arch, "config": net.config, **extra}
     # safetensors refuses shared storage; contiguous copies keep the file self-contained.
-    tensors = {
-        k: v.detach().contiguous().cpu()
-        for k, v in net.state_dict().items()
-        if not k.startswith(net.external_weights)
-    }
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(tensors, str(tmp), metadata={CONFIG_KEY: json.dumps(config)})

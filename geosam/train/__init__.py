@@ -5,6 +5,7 @@ resumable checkpoints and per-epoch validation, over a triplet dataset from :mod
 >>> train(TrainConfig(data="triplets", out="runs/lite", epochs=2))   # doctest: +SKIP
 """
 
+from geosam.train.interpolate import interpolate_state, interpolate_weights
 from geosam.train.loss import LossParts, contact_loss, dice_loss, segmentation_loss
 from geosam.train.metrics import SegmentationMeter
 from geosam.train.trainer import TrainConfig, TrainResult, build_network, evaluate_triplets, train
@@ -18,6 +19,8 @@ __all__ = [
     "contact_loss",
     "dice_loss",
     "evaluate_triplets",
+    "interpolate_state",
+    "interpolate_weights",
     "segmentation_loss",
     "train",
 ]
