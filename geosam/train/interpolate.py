@@ -6,9 +6,6 @@ makes it forget the rest (docs/training.md, "Your own classes"). Averaging the t
 in the basin of the weights it started from (Wortsman et al., "Robust fine-tuning of zero-shot
 models", CVPR 2022). The blend costs nothing to make and is scored like any checkpoint: try a few
 weights and keep the one whose scores on your classes and on the others suit you.
-
->>> interpolate_weights("remotesam-lite", "runs/ships/last.safetensors", 0.5,
-...                     "ships-half.safetensors")  # doctest: +SKIP
 """
 
 from __future__ import annotations
