@@ -119,13 +119,8 @@ def load_weights(
     own = net.state_dict()
     # Frozen parts that come from an installed package are already in place.
     absent_ok = net.external_weights + (net.grown_weights if allow_grown else ())
-    missing = [k for k in own if k not in state and not k.startswith(absent_ok)]
-    unexpected = [k for k in state if k not in own]
-    wrong = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
-    ]
+    missing, unexpected, reshaped = compare_states(own, state, absent_ok=absent_ok)
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in reshaped]
     if missing or unexpected or wrong:
         where = f" from {source}" if source else ""
         overlap = len(own) - len(missing)
@@ -141,12 +136,33 @@ def load_weights(
             ("wrong shape", wrong),
         ):
             if items:
-                shown = ", ".join(items[:8]) + (
-                    f", ... ({len(items) - 8} more)" if len(items) > 8 else ""
-                )
-                parts.append(f"{len(items)} {label}: {shown}")
+                parts.append(name_listing(label, items))
         raise CheckpointError("\n  ".join(parts))
     net.load_state_dict(state, strict=not absent_ok)
+
+
+def compare_states(
+    expected: Mapping[str, torch.Tensor],
+    given: Mapping[str, torch.Tensor],
+    *,
+    absent_ok: tuple[str, ...] = (),
+) -> tuple[list[str], list[str], list[str]]:
+    """The names of ``expected`` that ``given`` lacks (but those starting with an ``absent_ok``
+    prefix), the names of ``given`` that ``expected`` lacks, and the shared names whose shapes differ.
+
+    >>> compare_states({"a": torch.zeros(2), "b": torch.zeros(1)}, {"a": torch.zeros(3), "c": torch.zeros(1)})
+    (['b'], ['c'], ['a'])
+    """
+    missing = [k for k in expected if k not in given and not k.startswith(absent_ok)]
+    unexpected = [k for k in given if k not in expected]
+    reshaped = [k for k in expected if k in given and given[k].shape != expected[k].shape]
+    return missing, unexpected, reshaped
+
+
+def name_listing(label: str, items: list[str], shown: int = 8) -> str:
+    """``"3 missing: a, b, c"``, with at most ``shown`` of the items written out."""
+    more = f", ... ({len(items) - shown} more)" if len(items) > shown else ""
+    return f"{len(items)} {label}: {', '.join(items[:shown])}{more}"
 
 
 def _is_resume_state(path: Path) -> bool:

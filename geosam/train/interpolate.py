@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from geosam.errors import CheckpointError, InputError
-from geosam.model.checkpoint import read_checkpoint, write_checkpoint
+from geosam.model.checkpoint import compare_states, name_listing, read_checkpoint, write_checkpoint
 from geosam.train.trainer import weights_path
 
 
@@ -32,14 +32,12 @@ def interpolate_state(
     """
     if not 0.0 <= weight <= 1.0:
         raise InputError(f"interpolation weight {weight} is outside [0, 1] (0: the start weights, 1: the tuned)")
-    only_start, only_tuned = sorted(set(start) - set(tuned)), sorted(set(tuned) - set(start))
-    shapes = [f"{k}: {tuple(start[k].shape)} vs {tuple(tuned[k].shape)}"
-              for k in start if k in tuned and start[k].shape != tuned[k].shape]
+    only_start, only_tuned, reshaped = compare_states(start, tuned)
+    shapes = [f"{k}: start {tuple(start[k].shape)} vs tuned {tuple(tuned[k].shape)}" for k in reshaped]
     if only_start or only_tuned or shapes:
-        problems = [f"{label}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}"
-                    for label, items in (("only in the start weights", only_start),
-                                         ("only in the tuned weights", only_tuned),
-                                         ("different shapes", shapes)) if items]
+        problems = [name_listing(label, items) for label, items in (("only in the start weights", only_start),
+                                                                    ("only in the tuned weights", only_tuned),
+                                                                    ("different shapes", shapes)) if items]
         raise CheckpointError("the two checkpoints are not the same network, so their weights cannot be "
                               "interpolated (was one trained with another --model-option?): " + "; ".join(problems))
     return {k: torch.lerp(start[k].float(), tuned[k].float(), weight).to(tuned[k].dtype)
