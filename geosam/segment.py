@@ -12,6 +12,8 @@ dask chunking; the model runs once per window, in device batches, in the worker 
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+import pyproj
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
@@ -31,13 +34,13 @@ from geosam.distributed import (
     model_ref,
     send_model_to_workers,
 )
-from geosam.errors import InputError, PromptError
+from geosam.errors import InputError, MissingCRSError, PromptError
 from geosam.imagery import RGB_DIM, Stretch, to_rgb8
 from geosam.model.predictor import check_batch_size
 from geosam.model.text import normalize_prompts
 from geosam.tiling import DEFAULT_CHUNK, MIN_TILE, Blend, default_overlap
 
-__all__ = ["MASK_NODATA", "PROMPT_DIM", "segment"]
+__all__ = ["MASK_NODATA", "PROMPT_DIM", "scene_gsd", "segment"]
 
 #: Name of the dimension of a multi-prompt result.
 PROMPT_DIM = "prompt"
@@ -50,7 +53,11 @@ def _input_size(ref: ModelRef) -> int:
 
 
 def _check_options(
-    threshold: float | None, tile: int | None, overlap: int | None, batch_size: int | None
+    threshold: float | None,
+    tile: int | None,
+    gsd: float | None,
+    overlap: int | None,
+    batch_size: int | None,
 ) -> None:
     if threshold is not None and not (
         isinstance(threshold, int | float) and 0.0 <= threshold <= 1.0
@@ -61,7 +68,49 @@ def _check_options(
             isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low
         ):
             raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+    if gsd is not None:
+        if isinstance(gsd, bool) or not isinstance(gsd, numbers.Real) or not 0 < gsd < math.inf:
+            raise InputError(f"gsd must be a positive number of metres per pixel, got {gsd!r}")
+        if tile is not None:
+            raise InputError(
+                "give tile (window size in scene pixels) or gsd (metres per pixel the network "
+                "sees), not both"
+            )
     check_batch_size(batch_size)
+
+
+def scene_gsd(image: xr.DataArray | xr.Dataset) -> float:
+    """Metres on the ground per pixel at the centre of a georeferenced scene (the geometric mean of
+    the x and y pixel sizes), in any CRS: projected (UTM, web mercator, whose scale grows away from
+    the equator) or geographic (degrees).
+
+    >>> scene_gsd(rioxarray.open_rasterio("spacenet_pan.tif"))    # 0.5  # doctest: +SKIP
+    >>> ds.remotesam.gsd                                          # the same, as a property  # doctest: +SKIP
+    """
+    crs = image.rio.crs
+    if crs is None:
+        raise MissingCRSError("the scene has no CRS, so its pixel size on the ground is unknown")
+    transform = image.rio.transform(recalc=True)
+    col, row = image.rio.width / 2, image.rio.height / 2
+    xs, ys = zip(*(transform * p for p in ((col, row), (col + 1, row), (col, row + 1))), strict=True)
+    crs = pyproj.CRS.from_user_input(crs)
+    lon, lat = pyproj.Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True).transform(xs, ys)
+    geod = crs.get_geod() or pyproj.Geod(ellps="WGS84")
+    dx = geod.inv(lon[0], lat[0], lon[1], lat[1])[2]
+    dy = geod.inv(lon[0], lat[0], lon[2], lat[2])[2]
+    return math.sqrt(dx * dy)
+
+
+def _tile_for_gsd(image: xr.DataArray, gsd: float, input_size: int) -> int:
+    """Scene pixels per window so that the window, resized to the network's input, has ``gsd``."""
+    scene = scene_gsd(image)
+    tile = round(input_size * float(gsd) / scene)
+    if tile < MIN_TILE:
+        raise InputError(
+            f"gsd={gsd} m on this {scene:.3g} m scene gives windows of {tile} scene pixels, fewer "
+            f"than {MIN_TILE}: the scene is too coarse to be seen at {gsd} m"
+        )
+    return tile
 
 
 def segment(
@@ -71,6 +120,7 @@ def segment(
     model: ModelLike | ModelRef = None,
     threshold: float | None = None,
     tile: int | None = None,
+    gsd: float | None = None,
     overlap: int | None = None,
     batch_size: int | None = None,
     bands: Sequence[Any] | None = None,
@@ -97,6 +147,13 @@ def segment(
       it). ``overlap``: pixels shared by neighbouring windows (default ``tile // 8``; 0 allowed).
       Scenes smaller than a window are extended with their mirror image, not refused; answers on
       scenes much smaller than a window have less context and are less reliable. ``blend``: ``"cosine"`` or ``"linear"`` ramps.
+    - ``gsd``: metres per pixel at which the network sees the scene, instead of ``tile``: windows of
+      ``input_size * gsd / scene_gsd`` scene pixels (:func:`scene_gsd`), each resized to the input;
+      the output stays on the scene's grid. The network knows objects at the sizes in pixels it
+      was trained on: remotesam-lite finds ships and aircraft best at about 50 px long, so
+      ``gsd`` = their length / 50 (0.8 m for 40 m airliners) keeps finer and coarser sensors
+      working (docs/model-card.md, "Other ground resolutions"). A ``gsd`` finer
+      than the scene costs ``(scene_gsd / gsd)**2`` times the windows.
     - ``batch_size``: image-prompt pairs per forward pass (default: the model's, 8 on GPU, 1 on CPU).
     - ``resources``: dask resource annotation for the model tasks, e.g. ``{"GPU": 1}`` on a cluster with
       GPU workers (see docs/distributed.md).
@@ -104,12 +161,13 @@ def segment(
     >>> prob = segment(ds, "ships")                                   # doctest: +SKIP
     >>> prob.rio.crs == ds.rio.crs, prob.dims                         # (True, ('time', 'y', 'x'))  # doctest: +SKIP
     >>> masks = segment(ds, ["ships", "harbor"], threshold=0.5)       # (time, prompt, y, x) uint8  # doctest: +SKIP
+    >>> prob = segment(drone_ortho, "airplanes", gsd=0.8)   # 5 cm pixels seen as 0.8 m  # doctest: +SKIP
     """
     items, single = normalize_prompts(prompts)
     duplicates = sorted({p for p in items if items.count(p) > 1})
     if duplicates:
         raise PromptError(f"prompts must be distinct; repeated: {duplicates}")
-    _check_options(threshold, tile, overlap, batch_size)
+    _check_options(threshold, tile, gsd, overlap, batch_size)
     if resources and dask.config.get("optimization.fuse.active", None) is not False:
         warnings.warn(
             "dask's low-level task fusion drops resource annotations such as resources={'GPU': 1} "
@@ -132,6 +190,8 @@ def segment(
         image, valid = image.chunk({**chunks, RGB_DIM: -1}), valid.chunk(chunks)
     valid = valid.chunk(dict(zip(valid.dims, image.data.chunks[:-1], strict=True)))
 
+    if gsd is not None:
+        tile = _tile_for_gsd(image, gsd, _input_size(ref))
     tile = int(tile) if tile is not None else _input_size(ref)
     overlap = int(overlap) if overlap is not None else default_overlap(tile)
     if overlap >= tile:
@@ -162,6 +222,7 @@ def segment(
         tile=tile,
         overlap=overlap,
         blend=blend,
+        **({"gsd": float(gsd)} if gsd is not None else {}),
     )
     if threshold is not None:
         result = _threshold(result, float(threshold))

@@ -110,6 +110,9 @@ RASTER = str(naip_paths()[-1])
         (["--device", "gpu"], "unknown device 'gpu'"),
         (["--scales", "0"], "scales must be distinct positive window scales up to 4"),
         (["--tile", "8"], "tile must be an integer >= 16"),
+        (["--gsd", "0"], "gsd must be a positive number of metres per pixel"),
+        (["--gsd", "1", "--tile", "64"], "give tile (window size in scene pixels) or gsd"),
+        (["--gsd", "0.1"], "too coarse to be seen at 0.1 m"),
         (["--tile", "64", "--overlap", "64"], "overlap (64) must be smaller than the window (64 px)"),
         (["--batch-size", "0"], "batch_size must be a positive integer"),
         (["--chunks", "0"], "--chunks must be at least 1"),
@@ -157,6 +160,20 @@ def test_segment_makes_the_folders_of_its_outputs(
     assert split.crs == stored.rio.crs
     assert len(split) == len(geosam.to_geodataframe(stored, split="shape"))
     assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_segment_sees_the_scene_at_the_gsd_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.zarr"
+    code = main(["segment", "--raster", RASTER, "--prompt", "ponds", "--gsd", "20", *FAST,
+                 "--out", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    # 5 m NAIP seen at 20 m: windows of 128 * 20 / 5 scene pixels, each resized to the 128 px input
+    assert "in windows of 512 px" in capsys.readouterr().out
+    stored = geosam.open_result(out)
+    assert (stored.attrs["tile"], stored.attrs["gsd"]) == (512, 20.0)
+    assert stored.sizes == {"y": 512, "x": 512}
 
 
 def test_segment_errors_give_command_line_advice(

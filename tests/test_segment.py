@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import cloudpickle
@@ -17,7 +18,7 @@ import geosam
 from geosam import RemoteSAM
 from geosam.distributed import ModelRef, get_model, model_ref
 from geosam.errors import BandError, InputError, MissingCRSError, PromptError
-from geosam.segment import MASK_NODATA
+from geosam.segment import MASK_NODATA, scene_gsd
 from geosam.tiling import WindowGrid, blend_profile
 from tests.pipeline_fixtures import landsat_scene, naip_scene, naip_time_series
 
@@ -262,6 +263,35 @@ def test_nan_input_becomes_nan_output(fast_model: RemoteSAM) -> None:
     np.testing.assert_array_equal(np.isnan(prob), expected)
 
 
+def test_scene_gsd_is_metres_on_the_ground_in_any_crs() -> None:
+    utm = naip_scene().load()  # 5 m pixels in UTM zone 14
+    assert scene_gsd(utm) == pytest.approx(5.0, rel=2e-3)  # UTM's scale is 0.9996 near its meridian
+    assert utm.to_dataset("band").remotesam.gsd == scene_gsd(utm)  # the accessor, on a Dataset too
+    # square pixels in degrees are narrower than tall on the ground: 1e-4 deg is 11.1 m of
+    # latitude and 11.1 * cos(47 N) = 7.6 m of longitude
+    lonlat = utm.rio.reproject("EPSG:4326", resolution=1e-4)
+    expected = 1e-4 * 111_200 * math.sqrt(math.cos(math.radians(47.02)))
+    assert scene_gsd(lonlat) == pytest.approx(expected, rel=0.01)
+    # web mercator's metres grow away from the equator: at 47 N a "5 m" pixel is 3.4 m on the ground
+    mercator = utm.rio.reproject("EPSG:3857", resolution=5.0)
+    assert scene_gsd(mercator) == pytest.approx(5.0 * math.cos(math.radians(47.02)), rel=0.01)
+    with pytest.raises(MissingCRSError, match="no CRS"):
+        scene_gsd(utm.drop_vars("spatial_ref"))
+
+
+def test_gsd_sizes_the_windows_on_the_scene_grid(fast_model: RemoteSAM) -> None:
+    scene = naip_scene(chunks=256)
+    seen = geosam.segment(scene, "ponds", model=fast_model, gsd=10)
+    # 5 m pixels seen as 10 m: windows of twice the input in scene pixels, resized to the input
+    assert (seen.attrs["tile"], seen.attrs["gsd"]) == (2 * fast_model.input_size, 10.0)
+    assert seen.sizes == {"y": 512, "x": 512} and seen.rio.crs == scene.rio.crs
+    assert seen.chunks == ((256, 256), (256, 256))
+    same = geosam.segment(scene, "ponds", model=fast_model, tile=2 * fast_model.input_size)
+    np.testing.assert_array_equal(seen.values, same.values)
+    native = geosam.segment(scene, "ponds", model=fast_model).values
+    assert np.nanmax(np.abs(seen.values - native)) > 0.05  # the network did see another scale
+
+
 def test_bad_input_has_clear_errors(fast_model: RemoteSAM) -> None:
     scene = naip_scene()
     with pytest.raises(MissingCRSError, match="no CRS"):
@@ -276,6 +306,13 @@ def test_bad_input_has_clear_errors(fast_model: RemoteSAM) -> None:
         geosam.segment(scene, "ponds", model=fast_model, tile=64, overlap=64)
     with pytest.raises(InputError, match="threshold"):
         geosam.segment(scene, "ponds", model=fast_model, threshold=1.5)
+    with pytest.raises(InputError, match="not both"):
+        geosam.segment(scene, "ponds", model=fast_model, tile=256, gsd=10)
+    for gsd in (0, -1, float("nan"), True, "0.5"):
+        with pytest.raises(InputError, match="gsd must be a positive number"):
+            geosam.segment(scene, "ponds", model=fast_model, gsd=gsd)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"windows of 6 scene pixels.*too coarse"):
+        geosam.segment(scene, "ponds", model=fast_model, gsd=0.25)
     with pytest.raises(InputError, match="model"):
         geosam.segment(scene, "ponds", model=3.5)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="Dataset or DataArray"):

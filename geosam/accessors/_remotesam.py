@@ -33,6 +33,17 @@ class _RemoteSAMAccessor(Generic[T]):
     def __init__(self, obj: T) -> None:
         self._obj: T = obj
 
+    @property
+    def gsd(self) -> float:
+        """Metres on the ground per pixel at the scene's centre, in any CRS (``segment(gsd=...)``
+        sizes windows from it; :func:`geosam.segment.scene_gsd`).
+
+        >>> rioxarray.open_rasterio("naip.tif").remotesam.gsd        # 0.6  # doctest: +SKIP
+        """
+        from geosam.segment import scene_gsd
+
+        return scene_gsd(self._obj)
+
     def segment(
         self,
         prompts: str | Sequence[str],

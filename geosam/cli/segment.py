@@ -98,6 +98,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_view_arguments(model)
     model.add_argument("--tile", type=int, default=None, help="window size in scene pixels")
+    model.add_argument(
+        "--gsd",
+        type=float,
+        default=None,
+        metavar="METRES",
+        help="instead of --tile: the metres per pixel the network sees the scene at (windows are "
+        "resized to it; the output keeps the grid), e.g. 0.8 to see 40 m aircraft 50 px long",
+    )
     model.add_argument("--overlap", type=int, default=None, help="window overlap (default tile/8)")
     model.add_argument("--batch-size", type=int, default=None, help="image-prompt pairs per pass")
 
@@ -148,7 +156,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--threshold must be a probability between 0 and 1, got {args.threshold}")
     if args.chunks < 1:
         raise InputError(f"--chunks must be at least 1, got {args.chunks}")
-    # --tile, --overlap, --batch-size, --input-size, --device and --resolution are checked by the
+    # --tile, --gsd, --overlap, --batch-size, --input-size, --device and --resolution are checked by the
     # library before anything is computed
     _check_outputs(args)
 
@@ -272,12 +280,16 @@ def _run(args: argparse.Namespace) -> int:
             prompts,
             model=ref,
             tile=args.tile,
+            gsd=args.gsd,
             overlap=args.overlap,
             batch_size=args.batch_size,
             resources=GPU if args.gpu_resource else None,
         )
         _make_folders(args)
-        print(f"segmenting {dict(result.sizes)} with {ref.name}; writing {args.out}")
+        print(
+            f"segmenting {dict(result.sizes)} with {ref.name} in windows of {result.attrs['tile']} "
+            f"px; writing {args.out}"
+        )
         geosam.to_zarr(result, args.out, overwrite=args.overwrite)
         stored = geosam.open_result(args.out)
         if args.vectors:
