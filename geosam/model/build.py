@@ -54,10 +54,7 @@ def load_model(
 def _network(name: str, weights: str | os.PathLike[str] | None) -> PromptSegmenter:
     """The network :func:`load_model` serves: from a checkpoint path, ``weights`` or the package."""
     if name.endswith(".safetensors") or Path(name).is_file():
-        config, state = read_checkpoint(name)
-        net = create(config["arch"], **config["config"])
-        load_weights(net, state, source=name)
-        return net
+        return network_with_weights(None, name)
     spec = get_spec(name)
     if weights is not None:
         return network_with_weights(spec.name, weights)
@@ -79,29 +76,29 @@ def _network(name: str, weights: str | os.PathLike[str] | None) -> PromptSegment
 
 
 def network_with_weights(
-    name: str,
+    name: str | None,
     weights: str | os.PathLike[str],
     *,
     overrides: Mapping[str, Any] | None = None,
     allow_grown: bool = False,
 ) -> PromptSegmenter:
     """The network ``name`` loaded from ``weights``: a geosam ``.safetensors`` checkpoint of that
-    architecture (its configuration updated by ``overrides``) or an official ``.pth``
-    (``RemoteSAMv1.pth``). ``allow_grown`` lets ``overrides`` add parts the file lacks that start out
+    architecture (its configuration updated by ``overrides``; ``name=None`` takes the checkpoint's
+    own) or an official ``.pth`` (``RemoteSAMv1.pth``). ``allow_grown`` lets ``overrides`` add parts the file lacks that start out
     neutral (``fine_head=True``). :func:`load_model` and ``geosam train --init`` both use it.
 
     >>> net = network_with_weights("remotesam-v1", "RemoteSAMv1.pth")  # doctest: +SKIP
     """
     path = os.fspath(weights)
     overrides = dict(overrides or {})
-    if path.endswith(".safetensors"):
+    if name is None or path.endswith(".safetensors"):
         config, state = read_checkpoint(path)
-        if config.get("arch") != name:
+        if name is not None and config.get("arch") != name:
             raise CheckpointError(
                 f"{path} holds a {config.get('arch')!r} checkpoint, not {name!r}: load it with its own "
                 f"architecture (load_model({path!r}), or --model {config.get('arch')})"
             )
-        net = create(name, **{**config.get("config", {}), **overrides})
+        net = create(config["arch"], **{**config.get("config", {}), **overrides})
     else:
         net = create(name, **overrides)
         state = read_official_checkpoint(path)
