@@ -91,9 +91,17 @@ def scene_gsd(image: xr.DataArray | xr.Dataset) -> float:
     if crs is None:
         raise MissingCRSError("the scene has no CRS, so its pixel size on the ground is unknown")
     transform = image.rio.transform(recalc=True)
+    crs = pyproj.CRS.from_user_input(crs)
+    if crs.geodetic_crs is None:  # a local (engineering) CRS, as of a site survey: no ellipsoid
+        factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else None
+        if not factor:
+            raise InputError(
+                f"cannot tell the scene's pixel size on the ground: its CRS {crs.name!r} has "
+                "neither a datum nor linear units; give tile (scene pixels) instead of gsd"
+            )
+        return math.sqrt(abs(transform.determinant)) * factor
     col, row = image.rio.width / 2, image.rio.height / 2
     xs, ys = zip(*(transform * p for p in ((col, row), (col + 1, row), (col, row + 1))), strict=True)
-    crs = pyproj.CRS.from_user_input(crs)
     lon, lat = pyproj.Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True).transform(xs, ys)
     geod = crs.get_geod() or pyproj.Geod(ellps="WGS84")
     dx = geod.inv(lon[0], lat[0], lon[1], lat[1])[2]

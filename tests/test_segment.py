@@ -277,6 +277,16 @@ def test_scene_gsd_is_metres_on_the_ground_in_any_crs() -> None:
     assert scene_gsd(mercator) == pytest.approx(5.0 * math.cos(math.radians(47.02)), rel=0.01)
     with pytest.raises(MissingCRSError, match="no CRS"):
         scene_gsd(utm.drop_vars("spatial_ref"))
+    # a local survey grid has no datum: its own units are the ground's
+    for unit, metres in (('"metre",1', 0.2), ('"US survey foot",0.304800609601219', 0.2 * 0.3048006)):
+        local = f'LOCAL_CS["site",UNIT[{unit}],AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+        grid = xr.DataArray(np.zeros((3, 4, 4), np.uint8), dims=("band", "y", "x"),
+                            coords={"y": 0.2 * np.arange(4)[::-1], "x": 0.2 * np.arange(4)})
+        assert scene_gsd(grid.rio.write_crs(local)) == pytest.approx(metres)
+    unknown = ('ENGCRS["site",EDATUM["x"],CS[Cartesian,2],AXIS["x",east,LENGTHUNIT["unknown",0]],'
+               'AXIS["y",north,LENGTHUNIT["unknown",0]]]')
+    with pytest.raises(InputError, match="neither a datum nor linear units"):
+        scene_gsd(grid.rio.write_crs(unknown))
 
 
 def test_gsd_sizes_the_windows_on_the_scene_grid(fast_model: RemoteSAM) -> None:
