@@ -82,7 +82,7 @@ def _check_options(
 def scene_gsd(image: xr.DataArray | xr.Dataset) -> float:
     """Metres on the ground per pixel at the centre of a georeferenced scene (the geometric mean of
     the x and y pixel sizes), in any CRS: projected (UTM, web mercator, whose scale grows away from
-    the equator) or geographic (degrees).
+    the equator), geographic (degrees), or a local survey grid without a datum (its own units).
 
     >>> scene_gsd(rioxarray.open_rasterio("spacenet_pan.tif"))    # 0.5  # doctest: +SKIP
     >>> ds.remotesam.gsd                                          # the same, as a property  # doctest: +SKIP
