@@ -38,6 +38,7 @@ examples:
   geosam segment --stac http://127.0.0.1:7822 --collection naip --bbox -99.16 47.00 -99.13 47.03 \\
                  --datetime 2016/2020 --prompt ponds --out ponds.zarr --vectors ponds.parquet
   geosam segment --raster scene.tif --prompt ships --prompt harbor --out ships.zarr --vectors ships.parquet
+  geosam segment --raster drone_5cm.tif --prompt airplanes --gsd 0.8 --out planes.zarr
   geosam segment --stac URL --collection C --prompt ships --out ships.zarr --scheduler tcp://10.0.0.5:8786
 
 The Zarr store is written chunk by chunk: run the same command again after an interruption and it
@@ -72,7 +73,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     src.add_argument(
         "--bands", nargs="+", default=None, help="band names for red green blue (or one)"
     )
-    src.add_argument("--resolution", type=float, default=None, help="output pixel size (CRS units)")
+    src.add_argument(
+        "--resolution",
+        type=float,
+        default=None,
+        help="load (and write) at this pixel size, CRS units; --gsd sets what the network sees",
+    )
     src.add_argument(
         "--raster", metavar="PATH", help="a GeoTIFF/COG (or any GDAL raster) instead of STAC"
     )
