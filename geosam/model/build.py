@@ -84,8 +84,9 @@ def network_with_weights(
 ) -> PromptSegmenter:
     """The network ``name`` loaded from ``weights``: a geosam ``.safetensors`` checkpoint of that
     architecture (its configuration updated by ``overrides``; ``name=None`` takes the checkpoint's
-    own) or an official ``.pth`` (``RemoteSAMv1.pth``). ``allow_grown`` lets ``overrides`` add parts the file lacks that start out
-    neutral (``fine_head=True``). :func:`load_model` and ``geosam train --init`` both use it.
+    own) or an official ``.pth`` (``RemoteSAMv1.pth``). ``allow_grown`` lets ``overrides`` add parts
+    the file lacks that start out neutral (``fine_head=True``). :func:`load_model` and
+    ``geosam train --init`` both use it.
 
     >>> net = network_with_weights("remotesam-v1", "RemoteSAMv1.pth")  # doctest: +SKIP
     """
