@@ -175,6 +175,31 @@ def test_zoom_out_shrinks_the_chip_onto_a_canvas_and_its_mask_follows(triplets: 
         Augment(max_zoom_out=0.5)
 
 
+def test_sensor_shift_changes_the_radiometry_only(triplets: Path) -> None:
+    still = {"full_view": 1.0, "hflip": 0, "vflip": 0, "rot90": False, "brightness": 0, "contrast": 0,
+             "saturation": 0, "grayscale": 0}
+    plain = TripletDataset(triplets, "train", input_size=128, augment=Augment(**still), kinds=["class"])
+    shifted = TripletDataset(triplets, "train", input_size=128, augment=Augment(**still, sensor_shift=1.0),
+                             kinds=["class"])
+    top = []
+    for i in range(24):
+        a, b = plain.view(i, np.random.default_rng(i)), shifted.view(i, np.random.default_rng(i))
+        # the same pixels of the same place, seen through another sensor: the labels do not move
+        assert np.array_equal(a.mask, b.mask) and a.text == b.text
+        assert b.image.dtype == np.uint8 and b.image.shape == a.image.shape
+        assert not np.array_equal(a.image, b.image)
+        assert np.corrcoef(a.image.mean(axis=2).ravel(), b.image.mean(axis=2).ravel())[0, 1] > 0.5
+        top.append(np.percentile(b.image, 98))
+    # levels are drawn from dark to fully stretched
+    assert min(top) < 150 and max(top) > 220
+    # reproducible, and off by default (no draw from the generator, so older runs repeat)
+    assert np.array_equal(shifted.view(3, np.random.default_rng(7)).image,
+                          shifted.view(3, np.random.default_rng(7)).image)
+    assert Augment().sensor_shift == 0
+    with pytest.raises(InputError, match="sensor_shift must be a probability"):
+        Augment(sensor_shift=1.5)
+
+
 def test_source_balance_weights(triplets: Path) -> None:
     ds = TripletDataset(triplets, "train", input_size=64)
     w = ds.sample_weights(0.0)

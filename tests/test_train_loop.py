@@ -296,6 +296,12 @@ def test_cli_prepare_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main([*args, "--resume"]) == 0
     assert (tmp_path / "run" / "last.safetensors").is_file()
     assert "done:" in capsys.readouterr().out
+    # the sensor shift reaches the run's recorded settings, and a share outside [0, 1] is refused
+    shifted = [*args[:4], str(tmp_path / "shifted"), *args[5:], "--max-steps", "1"]
+    assert main([*shifted, "--sensor-shift", "0.5"]) == 130
+    assert json.loads((tmp_path / "shifted" / "config.json").read_text())["sensor_shift"] == 0.5
+    assert main([*args[:4], str(tmp_path / "bad"), *args[5:], "--sensor-shift", "2"]) == 1
+    assert "sensor_shift must be a probability in [0, 1], got 2.0" in capsys.readouterr().err
     # An architecture option over the --init checkpoint: the stride-2 head grows on it.
     grown = ["--init", str(tmp_path / "run" / "last.safetensors"), "--out", str(tmp_path / "fine")]
     assert main([*args, *grown, "--model-option", "fine_head=true"]) == 0

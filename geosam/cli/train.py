@@ -131,6 +131,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--max-zoom-out", type=float, default=1.0, metavar="FACTOR",
                    help="also show 30%% of the chips shrunk by up to FACTOR on a padded canvas, so that "
                         "objects smaller than in any chip are seen (1 = off; geosam.data.dataset.Augment)")
+    p.add_argument("--sensor-shift", type=float, default=0.0, metavar="P",
+                   help="show this share of the samples with another sensor's levels, colour balance, "
+                        "gamma, noise or JPEG (0 = off; geosam.data.dataset.Augment)")
     p.add_argument("--sources", nargs="+", help="train and validate on these sources only (default: all)")
     p.add_argument("--train-limit", type=int, help="train on an evenly spread subset of this many samples")
     p.add_argument("--train-splits", nargs="+", default=["train"])
@@ -158,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         seam_weight=args.seam_weight, contact_weight=args.contact_weight,
         precision=args.precision, device=args.device, threads=args.threads, workers=args.workers,
         seed=args.seed, balance=None if args.no_balance else args.balance, augment=not args.no_augment,
-        max_zoom_out=args.max_zoom_out,
+        max_zoom_out=args.max_zoom_out, sensor_shift=args.sensor_shift,
         sources=tuple(args.sources) if args.sources else None, train_limit=args.train_limit,
         train_splits=tuple(args.train_splits), val_splits=tuple(args.val_splits), val_limit=args.val_limit,
         val_every=args.val_every, save_every=args.save_every, log_every=args.log_every,

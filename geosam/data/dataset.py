@@ -13,6 +13,7 @@ right" after a horizontal flip, and a crop that cuts the largest ship away chang
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 from shapely.affinity import affine_transform
 from shapely.geometry import box
 
@@ -49,7 +50,9 @@ class Augment:
     probability of showing the whole chip shrunk by a factor drawn
     from ``(1, max_zoom_out)`` at a random place on a canvas of its mean colour, so that objects
     appear smaller than any chip shows them (parked aircraft at 15 px); off while ``max_zoom_out``
-    is 1."""
+    is 1. ``sensor_shift``: probability of showing the chip as another sensor and product would
+    (:func:`_sensor_shift`: new levels, colour balance and gamma, sometimes noise, blur or JPEG), so that
+    the network does not learn one source's radiometry along with its objects; off at 0."""
 
     full_view: float = 0.35
     crop_scale: tuple[float, float] = (0.45, 1.0)
@@ -62,10 +65,13 @@ class Augment:
     contrast: float = 0.2
     saturation: float = 0.25
     grayscale: float = 0.05
+    sensor_shift: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_zoom_out < 1:
             raise InputError(f"max_zoom_out must be >= 1 (1 = no zoom-out), got {self.max_zoom_out}")
+        if not 0.0 <= self.sensor_shift <= 1.0:
+            raise InputError(f"sensor_shift must be a probability in [0, 1], got {self.sensor_shift}")
 
 
 @dataclass(frozen=True)
@@ -250,6 +256,8 @@ class TripletDataset(torch.utils.data.Dataset[dict[str, Any]]):
                 pixels = np.rot90(pixels)
                 matrix = np.array([[0.0, 1, 0], [-1, 0, size], [0, 0, 1]]) @ matrix
             pixels = _jitter(np.ascontiguousarray(pixels), aug, rng)
+            if aug.sensor_shift and rng.random() < aug.sensor_shift:  # no draw while off: runs repeat
+                pixels = _sensor_shift(pixels, rng)
         objs = self._transform_objs(self._objs[row["chip"]], matrix, size)
         expr = Expression(row["text"], row["kind"], row["class_name"], tuple(int(t) for t in row["targets"]),
                           row["attr"], row["anchor"])
@@ -326,6 +334,37 @@ def _on_canvas(image: Image.Image, size: tuple[int, int], offset: tuple[int, int
     canvas = Image.new("RGB", size, fill)
     canvas.paste(image, offset)
     return canvas
+
+
+def _sensor_shift(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``pixels`` (uint8 RGB) as another sensor and product might deliver them.
+
+    The chip's 2nd..98th percentiles (:data:`geosam.imagery.STRETCH_PERCENTILES`) are moved to new
+    levels drawn from dark to fully stretched (the Google Earth harbour chips are dark, 98th
+    percentile 83 on median, while a stretched 12-bit product spans 0..255), each band gets its own
+    gain (colour balance) and a gamma follows; each of sensor noise, a blur and JPEG compression is
+    then added to a third of the samples. ``benchmarks/image_quality.py`` measures these shifts.
+    """
+    from geosam.imagery import STRETCH_PERCENTILES
+
+    x = pixels.astype(np.float32)
+    lo, hi = np.percentile(x, STRETCH_PERCENTILES)
+    new_lo = rng.uniform(0.0, 60.0)
+    new_hi = rng.uniform(new_lo + 60.0, 255.0)
+    # at most 4x the contrast: a chip of open water has almost no spread to stretch
+    x = (x - lo) * min((new_hi - new_lo) / max(float(hi - lo), 1.0), 4.0) + new_lo
+    x *= rng.uniform(0.85, 1.15, size=3).astype(np.float32)
+    x = 255.0 * np.clip(x / 255.0, 0.0, 1.0) ** np.float32(np.exp(rng.uniform(-0.35, 0.35)))
+    if rng.random() < 1 / 3:
+        x += rng.normal(0.0, rng.uniform(2.0, 10.0), x.shape).astype(np.float32)
+    out = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    if rng.random() < 1 / 3:  # softer optics, or pixels resampled from a coarser product
+        out = np.asarray(Image.fromarray(out).filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.5))))
+    if rng.random() < 1 / 3:
+        buffer = io.BytesIO()
+        Image.fromarray(out).save(buffer, format="JPEG", quality=int(rng.integers(20, 81)))
+        out = np.asarray(Image.open(buffer).convert("RGB"))
+    return out
 
 
 def _jitter(pixels: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:

@@ -93,6 +93,7 @@ class TrainConfig:
     balance: float | None = 0.5
     augment: bool = True
     max_zoom_out: float = 1.0
+    sensor_shift: float = 0.0
     train_splits: tuple[str, ...] = ("train",)
     train_limit: int | None = None
     sources: tuple[str, ...] | None = None
@@ -423,7 +424,7 @@ def train(config: TrainConfig) -> TrainResult:
     for name in ("seam_weight", "contact_weight"):
         if getattr(cfg, name) < 0:
             raise InputError(f"{name} must be >= 0, got {getattr(cfg, name)}")
-    augmentation = Augment(max_zoom_out=cfg.max_zoom_out)  # checks it before any work
+    augmentation = Augment(max_zoom_out=cfg.max_zoom_out, sensor_shift=cfg.sensor_shift)  # checks before any work
     check_sources(cfg.data, cfg.sources, cfg.train_splits)
     check_out(out, resume=cfg.resume, overwrite=cfg.overwrite)
     settings = run_settings(cfg, world_size=dinfo.world_size, precision=precision, device=str(device))
