@@ -133,7 +133,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "objects smaller than in any chip are seen (1 = off; geosam.data.dataset.Augment)")
     p.add_argument("--sensor-shift", type=float, default=0.0, metavar="P",
                    help="show this share of the samples with another sensor's levels, colour balance, "
-                        "gamma, noise or JPEG (0 = off; geosam.data.dataset.Augment)")
+                        "gamma, noise, blur or JPEG (0 = off; geosam.data.dataset.Augment)")
     p.add_argument("--sources", nargs="+", help="train and validate on these sources only (default: all)")
     p.add_argument("--train-limit", type=int, help="train on an evenly spread subset of this many samples")
     p.add_argument("--train-splits", nargs="+", default=["train"])
